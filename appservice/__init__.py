@@ -1,0 +1,1 @@
+"""appservice: a toolkit for Matrix application services and bridges."""
