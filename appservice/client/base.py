@@ -23,10 +23,10 @@ import orjson
 
 from appservice.client.retry import (
     IDEMPOTENT_METHODS,
-    RETRY_STATUSES,
     ConnectionFailedError,
     RequestTimeoutError,
     RetryPolicy,
+    is_retryable_answer,
     never_sent,
     retry_hint,
 )
@@ -231,7 +231,7 @@ class ClientBase:
             if 200 <= resp.status_code < 300:
                 return _decode_json(resp.status_code, contents, where)
             error = _http_error(resp.status_code, contents, where)
-            if resp.status_code not in RETRY_STATUSES:
+            if not is_retryable_answer(error):
                 raise error
             wrapped = error.wrapped_error
             hint = retry_hint(

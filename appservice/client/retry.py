@@ -24,12 +24,17 @@ __all__ = [
     "ConnectionFailedError",
     "RequestTimeoutError",
     "RetryPolicy",
+    "is_retryable_answer",
     "never_sent",
     "parse_retry_after",
     "retry_hint",
 ]
 
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+
+# Errcodes the homeserver itself uses on a 502/504 to report that a third party (the appservice
+# it was asked to ping) failed: a final answer about that party, not a gateway hiccup to retry.
+REMOTE_FAILURE_ERRCODES: Final = frozenset({"M_CONNECTION_FAILED", "M_CONNECTION_TIMEOUT"})
 """HTTP statuses worth retrying: rate limited, or a proxy/server that is temporarily unavailable."""
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -156,3 +161,12 @@ class ConnectionFailedError(HTTPError, ConnectionError):
 
 class RequestTimeoutError(ConnectionFailedError, TimeoutError):
     """No complete HTTP answer in time (also a ``TimeoutError``)."""
+
+
+def is_retryable_answer(error: HTTPError) -> bool:
+    """Whether an HTTP error answer is transient: 429, or 502/503/504 from a gateway or an
+    overloaded server, but not the homeserver's own report that a party it called failed."""
+    if error.code not in RETRY_STATUSES:
+        return False
+    wrapped = error.wrapped_error
+    return wrapped is None or wrapped.errcode not in REMOTE_FAILURE_ERRCODES

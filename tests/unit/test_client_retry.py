@@ -284,3 +284,29 @@ async def test_explicit_long_poll_timeout_may_outlast_the_deadline() -> None:
         result = await client.make_request("GET", client.build_url("sync"), timeout=3)
     assert result == {"next_batch": "s2"}
     assert len(app.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "errcode"), [(502, "M_CONNECTION_FAILED"), (504, "M_CONNECTION_TIMEOUT")]
+)
+async def test_homeserver_report_of_a_failed_third_party_is_not_retried(
+    status: int, errcode: str
+) -> None:
+    # The appservice ping endpoint answers so when the appservice is down: a final answer.
+    app = ScriptedApp(Reply(status, {"errcode": errcode, "error": "appservice unreachable"}))
+    async with serve(app) as url, ClientBase(url, access_token=TOKEN, retry=FAST) as client:
+        with pytest.raises(HTTPError) as info:
+            await client.make_request("POST", client.build_base_url("ping"), {})
+    assert len(app.requests) == 1
+    assert info.value.code == status
+    assert info.value.wrapped_error is not None
+    assert info.value.wrapped_error.errcode == errcode
+
+
+async def test_gateway_error_with_other_errcode_is_retried() -> None:
+    app = ScriptedApp(
+        Reply(502, {"errcode": "M_UNKNOWN", "error": "upstream"}), Reply(200, {"ok": True})
+    )
+    async with serve(app) as url, ClientBase(url, access_token=TOKEN, retry=FAST) as client:
+        assert await client.make_request("GET", client.build_base_url("x")) == {"ok": True}
+    assert len(app.requests) == 2
