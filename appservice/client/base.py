@@ -105,7 +105,12 @@ class ClientBase:
         self.app_service_user_id = app_service_user_id
         self.retry = retry if retry is not None else RetryPolicy()
         self.store = store if store is not None else InMemoryStore()
-        self.syncer = syncer if syncer is not None else DefaultSyncer(user_id, self.store)
+        # The default syncer follows this client's user (set_credentials); a given one is the
+        # caller's to manage.
+        self._default_syncer: DefaultSyncer | None = None
+        if syncer is None:
+            syncer = self._default_syncer = DefaultSyncer(user_id, self.store)
+        self.syncer: Syncer = syncer
         self._owns_http = http is None
         self.http = (
             http
@@ -307,11 +312,15 @@ class ClientBase:
         _check_token(access_token)
         self.user_id = user_id
         self.access_token = access_token
+        if self._default_syncer is not None:
+            self._default_syncer.user_id = user_id
 
     def clear_credentials(self) -> None:
         """Forget the user ID and access token (requests go out unauthenticated)."""
         self.user_id = ""
         self.access_token = ""
+        if self._default_syncer is not None:
+            self._default_syncer.user_id = ""
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import pytest
 from appservice.client.base import ClientBase, ConnectionFailedError, RequestTimeoutError
 from appservice.client.retry import RetryPolicy
 from appservice.errors import HTTPError, RespError
+from appservice.sync import DefaultSyncer
 from tests.helpers.loopback import Reply, ScriptedApp, serve
 
 HS = "https://hs.example"
@@ -272,3 +273,17 @@ async def test_default_timeout_applies_when_no_override() -> None:
         with pytest.raises(RequestTimeoutError):
             await client.make_request("POST", client.build_url("x"), {})
         assert time.monotonic() - started < 0.9
+
+
+def test_set_credentials_moves_the_default_syncer_to_the_new_user() -> None:
+    client = ClientBase("http://127.0.0.1:1")
+    client.set_credentials("@alice:hs", "tok")
+    assert isinstance(client.syncer, DefaultSyncer)
+    assert client.syncer.user_id == "@alice:hs"
+    client.clear_credentials()
+    assert client.syncer.user_id == ""
+
+    mine = DefaultSyncer("@bot:hs", client.store)
+    custom = ClientBase("http://127.0.0.1:1", syncer=mine)
+    custom.set_credentials("@alice:hs", "tok")
+    assert mine.user_id == "@bot:hs"
