@@ -1,0 +1,1 @@
+"""One alembic version per schema change, named ``NNNN_slug.py`` with revision ID ``NNNN``."""

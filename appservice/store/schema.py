@@ -1,0 +1,248 @@
+"""The one SQL schema of the toolkit: every table it keeps, for SQLite and PostgreSQL alike.
+
+This module is the source that alembic compares migrations against (``tests/store`` checks that
+the migrations at head create exactly this). Change it only together with a new migration in
+``appservice/store/migrations/versions/``.
+
+Conventions: timestamps are milliseconds since the epoch in ``BIGINT``; JSON is stored as the raw
+bytes orjson produced (``LargeBinary``: BLOB on SQLite, bytea on PostgreSQL); text keys are
+Matrix or remote-network IDs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    false,
+    text,
+)
+
+OWNER_KEY = "owner"
+"""``appservice_meta`` key whose value names the program that owns the database."""
+
+DEFAULT_OWNER = "appservice"
+
+# Deterministic constraint names, identical on both backends, so migrations can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# SQLite autoincrements only an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a BIGSERIAL.
+AutoBigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+# --- ownership -----------------------------------------------------------------------------------
+
+# Who owns this database (key 'owner'); a store refuses a database owned by another.
+appservice_meta = Table(
+    "appservice_meta",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("key"),
+)
+
+# --- Storer: what a syncing client keeps ---------------------------------------------------------
+
+# Per syncing user: the server-side filter ID and the next /sync token.
+sync_user = Table(
+    "sync_user",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("filter_id", Text, nullable=True),
+    Column("next_batch", Text, nullable=True),
+    PrimaryKeyConstraint("user_id"),
+)
+
+# Rooms saved by save_room (a room may have no state yet); their state is in sync_room_state.
+sync_room = Table(
+    "sync_room",
+    metadata,
+    Column("room_id", Text, nullable=False),
+    Column("saved_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("room_id"),
+)
+
+# One row per (room, type, state_key): the event's JSON, so load_room is one query.
+sync_room_state = Table(
+    "sync_room_state",
+    metadata,
+    Column("room_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("state_key", Text, nullable=False),
+    Column("event_id", Text, nullable=False, server_default=""),
+    Column("body", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("room_id", "type", "state_key"),
+    ForeignKeyConstraint(["room_id"], ["sync_room.room_id"], ondelete="CASCADE"),
+)
+
+# --- appservice push side: transactions received and the durable inbox ---------------------------
+
+# Transactions accepted from the homeserver; a txnId seen again is answered, not redone.
+# done_at is set once every inbox item of the transaction has been handled.
+as_txn = Table(
+    "as_txn",
+    metadata,
+    Column("txn_id", Text, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("event_count", Integer, nullable=False, server_default=text("0")),
+    Column("done_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("txn_id"),
+)
+
+INBOX_PENDING = 0
+INBOX_DONE = 1
+INBOX_FAILED = 2
+
+# Items of accepted transactions (kind: event, ephemeral, to_device, device_lists, otk); state 0
+# pending, 1 done, 2 failed; handled in seq order per room.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("seq", AutoBigInt, nullable=False, autoincrement=True),
+    Column("txn_id", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("room_id", Text, nullable=False, server_default=""),
+    Column("body", LargeBinary, nullable=False),
+    Column("state", SmallInteger, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("done_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("seq"),
+    Index("ix_inbox_state_room_id_seq", "state", "room_id", "seq"),
+    sqlite_autoincrement=True,  # never reuse a seq, even after the newest rows are pruned
+)
+
+# --- state cache: what the homeserver told us, so intents skip needless requests -----------------
+
+# Per room: encryption flag, power levels (JSON), and whether cache_member holds every member.
+cache_room = Table(
+    "cache_room",
+    metadata,
+    Column("room_id", Text, nullable=False),
+    Column("encrypted", Boolean, nullable=False, server_default=false()),
+    Column("power_levels", LargeBinary, nullable=True),
+    Column("members_complete", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("room_id"),
+)
+
+# Room membership with profile (display name, avatar) as the room sees it.
+cache_member = Table(
+    "cache_member",
+    metadata,
+    Column("room_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("membership", Text, nullable=False),
+    Column("displayname", Text, nullable=True),
+    Column("avatar_url", Text, nullable=True),
+    PrimaryKeyConstraint("room_id", "user_id"),
+    Index("ix_cache_member_user_id", "user_id"),
+)
+
+# Puppets known to be registered on the homeserver.
+cache_registered = Table(
+    "cache_registered",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id"),
+)
+
+# --- bridge mapping: remote network <-> Matrix ---------------------------------------------------
+
+# A remote chat and its Matrix room; receiver is set for chats seen per user (DMs).
+bridge_portal = Table(
+    "bridge_portal",
+    metadata,
+    Column("remote_id", Text, nullable=False),
+    Column("receiver", Text, nullable=False, server_default=""),
+    Column("room_id", Text, nullable=True, unique=True),
+    Column("name", Text, nullable=True),
+    Column("topic", Text, nullable=True),
+    Column("avatar_url", Text, nullable=True),
+    Column("encrypted", Boolean, nullable=False, server_default=false()),
+    Column("extra", LargeBinary, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("remote_id", "receiver"),
+)
+
+# A remote user and the Matrix puppet that stands for them.
+bridge_puppet = Table(
+    "bridge_puppet",
+    metadata,
+    Column("remote_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False, unique=True),
+    Column("displayname", Text, nullable=True),
+    Column("avatar_url", Text, nullable=True),
+    Column("name_set", Boolean, nullable=False, server_default=false()),
+    Column("avatar_set", Boolean, nullable=False, server_default=false()),
+    Column("extra", LargeBinary, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("remote_id"),
+)
+
+# A real Matrix user of the bridge and their remote identity, when logged in.
+bridge_user = Table(
+    "bridge_user",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("remote_id", Text, nullable=True),
+    Column("management_room", Text, nullable=True),
+    Column("extra", LargeBinary, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id"),
+    Index("ix_bridge_user_remote_id", "remote_id"),
+)
+
+# A remote message (or one part of it) and its Matrix event: edits, replies, redactions.
+bridge_message = Table(
+    "bridge_message",
+    metadata,
+    Column("remote_chat", Text, nullable=False),
+    Column("receiver", Text, nullable=False, server_default=""),
+    Column("remote_id", Text, nullable=False),
+    Column("part", Text, nullable=False, server_default=""),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("room_id", Text, nullable=False),
+    Column("sender", Text, nullable=False, server_default=""),
+    Column("sent_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("remote_chat", "receiver", "remote_id", "part"),
+    ForeignKeyConstraint(
+        ["remote_chat", "receiver"],
+        ["bridge_portal.remote_id", "bridge_portal.receiver"],
+        ondelete="CASCADE",
+    ),
+)
+
+# --- outgoing sends: a retried send after a restart reuses its txnId -----------------------------
+
+# Caller's idempotency key -> the txnId of its send; event_id is set once answered.
+out_txn = Table(
+    "out_txn",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("txn_id", Text, nullable=False, unique=True),
+    Column("user_id", Text, nullable=False),
+    Column("room_id", Text, nullable=False),
+    Column("event_id", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("key"),
+)

@@ -1,0 +1,225 @@
+"""Benchmark: appending a homeserver transaction (50 events) to the durable inbox, one commit each.
+
+This is the database half of accepting a transaction: record the txnId in ``as_txn`` and append
+its events to ``inbox`` in ONE transaction, committed before the 200 would be sent. JSON bodies
+are prepared beforehand (parsing is measured elsewhere), so the figures are the store's alone.
+
+    .venv/bin/python bench/store_inbox.py                       # both backends
+    .venv/bin/python bench/store_inbox.py --backends sqlite --transactions 2000
+
+PostgreSQL: a fresh database is created on the server named by --postgres (default the local test
+server) and dropped afterwards. SQLite: a fresh file in a temporary directory, WAL, and the
+store's default ``synchronous=FULL`` (``--sqlite-synchronous NORMAL`` to compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import sqlalchemy
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+from appservice.store import EngineOptions, SQLStore
+from appservice.store.schema import as_txn, inbox
+
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class Result:
+    backend: str
+    transactions: int
+    events: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms)
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return (
+            f"{self.backend:<50} {self.transactions / self.seconds:>9.0f} txn/s "
+            f"{self.events / self.seconds:>11.0f} rows/s   commit p50 {p50:6.2f} ms  "
+            f"p99 {p99:6.2f} ms"
+        )
+
+
+def make_event(i: int, room: str) -> bytes:
+    event = {
+        "type": "m.room.message",
+        "room_id": room,
+        "sender": f"@user{i % 97}:example.org",
+        "event_id": f"${uuid.uuid4().hex}{uuid.uuid4().hex[:11]}",
+        "origin_server_ts": 1_700_000_000_000 + i,
+        "content": {"msgtype": "m.text", "body": f"message number {i} " + "lorem ipsum " * 12},
+        "unsigned": {"age": 1234},
+    }
+    return orjson.dumps(event)
+
+
+async def append_transactions(
+    store: SQLStore,
+    label: str,
+    transactions: int,
+    events: int,
+    warmup: int,
+    multi_values: bool,
+) -> Result:
+    rooms = [f"!room{r}:example.org" for r in range(8)]
+    bodies = [
+        [
+            {"kind": "event", "room_id": rooms[(t + i) % 8], "body": make_event(i, rooms[0])}
+            for i in range(events)
+        ]
+        for t in range(transactions + warmup)
+    ]
+    latencies: list[float] = []
+    started = 0.0
+    for t, rows in enumerate(bodies):
+        if t == warmup:
+            started = time.perf_counter()
+        txn_id = f"txn-{t}"
+        t0 = time.perf_counter()
+        async with store.transaction() as conn:
+            await conn.execute(
+                insert(as_txn).values(
+                    txn_id=txn_id, received_at=int(time.time() * 1000), event_count=len(rows)
+                )
+            )
+            params = [{**row, "txn_id": txn_id} for row in rows]
+            if multi_values:  # one INSERT ... VALUES (...), (...), ... statement
+                await conn.execute(insert(inbox).values(params))
+            else:  # executemany
+                await conn.execute(insert(inbox), params)
+        if t >= warmup:
+            latencies.append((time.perf_counter() - t0) * 1000)
+    seconds = time.perf_counter() - started
+    async with store.reading() as conn:
+        stored = await conn.scalar(select(func.count()).select_from(inbox))
+    expected = (transactions + warmup) * events
+    if stored != expected:
+        raise SystemExit(f"{label}: {stored} inbox rows stored, expected {expected}")
+    return Result(label, transactions, transactions * events, seconds, latencies)
+
+
+async def bench_sqlite(args: argparse.Namespace) -> tuple[Result, str]:
+    with tempfile.TemporaryDirectory(prefix="appservice-bench-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        options = EngineOptions(sqlite_synchronous=args.sqlite_synchronous)
+        async with SQLStore(url, options=options) as store:
+            label = f"sqlite (WAL, synchronous={args.sqlite_synchronous.upper()})"
+            label += ", multi-row VALUES" if args.multi_values else ", executemany"
+            result = await append_transactions(
+                store, label, args.transactions, args.events, args.warmup, args.multi_values
+            )
+        return result, f"SQLite {sqlite3.sqlite_version}, file in {tempfile.gettempdir()}"
+
+
+async def bench_postgres(args: argparse.Namespace) -> tuple[Result, str]:
+    import asyncpg
+
+    base = make_url(args.postgres)
+    admin = await asyncpg.connect(
+        host=base.host or "127.0.0.1",
+        port=base.port or 5432,
+        user=base.username or "postgres",
+        password=base.password,
+        database=base.database or "postgres",
+        timeout=10,
+    )
+    name = f"appservice_bench_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        version = await admin.fetchval("SHOW server_version")
+        sync_commit = await admin.fetchval("SHOW synchronous_commit")
+        fsync = await admin.fetchval("SHOW fsync")
+        url = base.set(database=name)
+        async with SQLStore(url) as store:
+            label = "postgresql (asyncpg"
+            label += ", multi-row VALUES)" if args.multi_values else ", executemany)"
+            result = await append_transactions(
+                store, label, args.transactions, args.events, args.warmup, args.multi_values
+            )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    info = f"PostgreSQL {version} (synchronous_commit={sync_commit}, fsync={fsync})"
+    return result, info
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--transactions", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=50, help="events per transaction")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--postgres", default=DEFAULT_PG, help="server to create a database on")
+    parser.add_argument(
+        "--multi-values",
+        action="store_true",
+        help="insert the events as one multi-row INSERT instead of executemany",
+    )
+    parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    args = parser.parse_args()
+
+    print(
+        "appservice store benchmark: append one transaction (as_txn row + N inbox rows) per commit"
+    )
+    print(f"machine:   {os.cpu_count()} CPUs, {cpu_model()}, {platform.platform()}")
+    print(
+        f"versions:  Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+        f"aiosqlite {version_of('aiosqlite')}, asyncpg {version_of('asyncpg')}, "
+        f"orjson {version_of('orjson')}"
+    )
+    print(
+        f"load:      {args.transactions} transactions x {args.events} events "
+        f"(after {args.warmup} warm-up), one commit each, sequential"
+    )
+    results: list[tuple[Result, str]] = []
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        if backend == "sqlite":
+            results.append(await bench_sqlite(args))
+        elif backend == "postgresql":
+            results.append(await bench_postgres(args))
+        else:
+            raise SystemExit(f"unknown backend {backend!r}: use sqlite and/or postgresql")
+    for _, info in results:
+        print(f"server:    {info}")
+    for result, _ in results:
+        print(result.line())
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
