@@ -230,9 +230,13 @@ async def test_wrong_argument_types_raise_type_error(
         await getattr(storer, method)(*args)
 
 
-async def test_unstorable_content_raises_and_keeps_the_old_room(storer: Storer) -> None:
-    if isinstance(storer, InMemoryStore):
-        pytest.skip("InMemoryStore keeps Python objects and does not serialise them")
+async def test_unstorable_content_raises_and_keeps_the_old_room(store_url: str) -> None:
+    # SQL only: InMemoryStore keeps Python objects and has nothing to serialise.
+    async with SQLStore(store_url) as storer:
+        await _check_unstorable_content_is_refused(storer)
+
+
+async def _check_unstorable_content_is_refused(storer: Storer) -> None:
     await storer.save_room(sample_room())
     bad = sample_room()
     bad.update_state(
