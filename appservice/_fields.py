@@ -1,14 +1,19 @@
-"""Typed readers for fields of decoded JSON objects, shared by the model modules.
+"""Typed checks and readers for values of decoded JSON objects, shared by the model modules.
 
-Each reader takes the object, the key and ``where`` (a path such as ``"RespSync.rooms"``) and
-raises ``ValueError`` naming ``where.key`` and the wrong type, so bad homeserver input is reported
-precisely instead of surfacing later as an ``AttributeError``. A JSON ``null`` counts as absent.
+The ``check_*`` functions take a value and its path (such as ``"RespSync.rooms"``) and raise
+``ValueError`` naming the path and the wrong type, so bad homeserver input is reported precisely
+instead of surfacing later as an ``AttributeError``; ``appservice.codec`` builds on them. The
+readers (``req_str``, ``opt_int``, ...) apply them to ``d[key]`` for hand-written parsers. A JSON
+``null`` counts as absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import NoneType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def type_name(value: object) -> str:
@@ -28,15 +33,63 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+def expected(path: str, what: str, value: object) -> ValueError:
+    """The error for a value of the wrong type at ``path``."""
+    return ValueError(f"{path}: expected {what}, got {type_name(value)}")
+
+
 def as_object(value: object, where: str) -> Mapping[str, Any]:
     """Return ``value`` when it is a JSON object, else raise ``ValueError`` naming ``where``."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type_name(value)}")
+        raise expected(where, "a JSON object", value)
     return value
 
 
-def _wrong(where: str, key: str, expected: str, value: object) -> ValueError:
-    return ValueError(f"{where}.{key}: expected {expected}, got {type_name(value)}")
+def check_str(value: object, path: str) -> str:
+    """``value`` when it is a string."""
+    if isinstance(value, str):
+        return value
+    raise expected(path, "a string", value)
+
+
+def check_bool(value: object, path: str) -> bool:
+    """``value`` when it is a boolean."""
+    if isinstance(value, bool):
+        return value
+    raise expected(path, "a boolean", value)
+
+
+def check_int(value: object, path: str) -> int:
+    """``value`` as an integer; booleans and fractional numbers are rejected."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise expected(path, "an integer", value)
+
+
+def check_float(value: object, path: str) -> float:
+    """``value`` as a float; booleans are rejected."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise expected(path, "a number", value)
+
+
+def check_object(value: object, path: str) -> dict[str, Any]:
+    """``value`` as a new (shallow-copied) dict when it is a JSON object."""
+    return dict(as_object(value, path))
+
+
+def check_list(value: object, path: str) -> list[Any]:
+    """``value`` as a new list when it is a JSON array."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise expected(path, "an array", value)
+
+
+def check_str_list(value: object, path: str) -> list[str]:
+    """``value`` when it is an array of strings; names the index of a non-string item."""
+    return [check_str(item, f"{path}[{i}]") for i, item in enumerate(check_list(value, path))]
 
 
 def missing(where: str, key: str) -> ValueError:
@@ -44,120 +97,69 @@ def missing(where: str, key: str) -> ValueError:
     return ValueError(f"{where}.{key}: missing required key")
 
 
+def _read(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    check: Callable[[Any, str], T],
+    fast: type[Any] = NoneType,
+) -> T | None:
+    """``check(d[key])``, ``None`` when absent; a value of exactly type ``fast`` is taken as is
+    (the common case costs no error path)."""
+    value = d.get(key)
+    if value is None or type(value) is fast:
+        return value
+    return check(value, f"{where}.{key}")
+
+
 def req_str(d: Mapping[str, Any], key: str, where: str) -> str:
     """A required string field."""
-    value = d.get(key)
+    value = _read(d, key, where, check_str, str)
     if value is None:
         raise missing(where, key)
-    if not isinstance(value, str):
-        raise _wrong(where, key, "a string", value)
     return value
 
 
 def opt_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
     """An optional string field (``None`` when absent)."""
-    value = d.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise _wrong(where, key, "a string", value)
+    return _read(d, key, where, check_str, str)
 
 
 def get_str(d: Mapping[str, Any], key: str, where: str, default: str = "") -> str:
     """A string field that falls back to ``default`` when absent."""
-    value = opt_str(d, key, where)
+    value = _read(d, key, where, check_str, str)
     return default if value is None else value
 
 
 def opt_int(d: Mapping[str, Any], key: str, where: str) -> int | None:
     """An optional integer field; booleans and fractional numbers are rejected."""
-    value = d.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise _wrong(where, key, "an integer", value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _wrong(where, key, "an integer", value)
-
-
-def get_int(d: Mapping[str, Any], key: str, where: str, default: int = 0) -> int:
-    """An integer field that falls back to ``default`` when absent."""
-    value = opt_int(d, key, where)
-    return default if value is None else value
+    return _read(d, key, where, check_int, int)
 
 
 def opt_bool(d: Mapping[str, Any], key: str, where: str) -> bool | None:
     """An optional boolean field."""
-    value = d.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise _wrong(where, key, "a boolean", value)
-
-
-def get_bool(d: Mapping[str, Any], key: str, where: str, default: bool = False) -> bool:
-    """A boolean field that falls back to ``default`` when absent."""
-    value = opt_bool(d, key, where)
-    return default if value is None else value
+    return _read(d, key, where, check_bool, bool)
 
 
 def opt_object(d: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
     """An optional JSON object field, returned as a new (shallow-copied) dict."""
     value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise _wrong(where, key, "a JSON object", value)
-    return dict(value)
+    return dict(value) if type(value) is dict else _read(d, key, where, check_object)
 
 
 def get_object(d: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     """A JSON object field that is ``{}`` when absent."""
-    value = opt_object(d, key, where)
-    return {} if value is None else value
-
-
-def opt_list(d: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
-    """An optional JSON array field, returned as a new list."""
-    value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple):
-        raise _wrong(where, key, "an array", value)
-    return list(value)
+    return opt_object(d, key, where) or {}
 
 
 def get_list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
     """A JSON array field that is ``[]`` when absent."""
-    value = opt_list(d, key, where)
-    return [] if value is None else value
+    return _read(d, key, where, check_list) or []
 
 
 def opt_str_list(d: Mapping[str, Any], key: str, where: str) -> list[str] | None:
     """An optional array of strings; names the index of a non-string item."""
-    items = opt_list(d, key, where)
-    if items is None:
-        return None
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise ValueError(f"{where}.{key}[{i}]: expected a string, got {type_name(item)}")
-    return items
-
-
-def get_str_list(d: Mapping[str, Any], key: str, where: str) -> list[str]:
-    """An array of strings that is ``[]`` when absent."""
-    value = opt_str_list(d, key, where)
-    return [] if value is None else value
-
-
-def object_items(d: Mapping[str, Any], key: str, where: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """Items of an array of JSON objects, each paired with its error path ``where.key[i]``."""
-    out = []
-    for i, raw in enumerate(get_list(d, key, where)):
-        item_where = f"{where}.{key}[{i}]"
-        out.append((item_where, as_object(raw, item_where)))
-    return out
+    return _read(d, key, where, check_str_list)
 
 
 def put(out: dict[str, Any], key: str, value: object) -> None:

@@ -23,6 +23,7 @@ from appservice._fields import (
     put,
     req_str,
 )
+from appservice.codec import decode, encode, wire
 
 HTML_FORMAT = "org.matrix.custom.html"
 _HTML_TAG = re.compile(r"<[^<]+?>")
@@ -120,89 +121,54 @@ class Event:
         return self.state_key is not None
 
 
-def _opt_uint(d: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = opt_int(d, key, where)
-    if value is not None and value < 0:
-        raise ValueError(f"{where}.{key}: expected a non-negative integer, got {value}")
-    return value
+def _non_negative(value: int, path: str) -> None:
+    if value < 0:
+        raise ValueError(f"{path}: expected a non-negative integer, got {value}")
+
+
+def _uint(name: str | None = None) -> Any:
+    """An optional non-negative integer field (sizes, dimensions, durations)."""
+    return field(default=None, metadata=wire(name, check=_non_negative))
 
 
 @dataclass
 class ThumbnailInfo:
     """Size and type of a thumbnail image (JSON ``h``/``w``/``mimetype``/``size``)."""
 
-    height: int | None = None
-    width: int | None = None
+    height: int | None = _uint("h")
+    width: int | None = _uint("w")
     mimetype: str | None = None
-    size: int | None = None
+    size: int | None = _uint()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "ThumbnailInfo") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            height=_opt_uint(d, "h", where),
-            width=_opt_uint(d, "w", where),
-            mimetype=opt_str(d, "mimetype", where),
-            size=_opt_uint(d, "size", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "h", self.height)
-        put(out, "w", self.width)
-        put(out, "mimetype", self.mimetype)
-        put(out, "size", self.size)
-        return out
-
-
-def _opt_thumbnail(d: Mapping[str, Any], where: str) -> ThumbnailInfo | None:
-    raw = opt_object(d, "thumbnail_info", where)
-    if raw is None:
-        return None
-    return ThumbnailInfo.from_dict(raw, where=f"{where}.thumbnail_info")
-
-
-def _put_thumbnail(out: dict[str, Any], url: str | None, info: ThumbnailInfo | None) -> None:
-    put(out, "thumbnail_url", url)
-    if info is not None:
-        out["thumbnail_info"] = info.to_dict()
+        return encode(self)
 
 
 @dataclass
 class ImageInfo:
     """Metadata of an ``m.image``: dimensions, type, size and an optional thumbnail."""
 
-    height: int | None = None
-    width: int | None = None
+    height: int | None = _uint("h")
+    width: int | None = _uint("w")
     mimetype: str | None = None
-    size: int | None = None
+    size: int | None = _uint()
     thumbnail_info: ThumbnailInfo | None = None
     thumbnail_url: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "ImageInfo") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            height=_opt_uint(d, "h", where),
-            width=_opt_uint(d, "w", where),
-            mimetype=opt_str(d, "mimetype", where),
-            size=_opt_uint(d, "size", where),
-            thumbnail_info=_opt_thumbnail(d, where),
-            thumbnail_url=opt_str(d, "thumbnail_url", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "h", self.height)
-        put(out, "w", self.width)
-        put(out, "mimetype", self.mimetype)
-        put(out, "size", self.size)
-        _put_thumbnail(out, self.thumbnail_url, self.thumbnail_info)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -212,35 +178,19 @@ class VideoInfo:
     mimetype: str | None = None
     thumbnail_info: ThumbnailInfo | None = None
     thumbnail_url: str | None = None
-    height: int | None = None
-    width: int | None = None
-    duration: int | None = None
-    size: int | None = None
+    height: int | None = _uint("h")
+    width: int | None = _uint("w")
+    duration: int | None = _uint()
+    size: int | None = _uint()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "VideoInfo") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            mimetype=opt_str(d, "mimetype", where),
-            thumbnail_info=_opt_thumbnail(d, where),
-            thumbnail_url=opt_str(d, "thumbnail_url", where),
-            height=_opt_uint(d, "h", where),
-            width=_opt_uint(d, "w", where),
-            duration=_opt_uint(d, "duration", where),
-            size=_opt_uint(d, "size", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "mimetype", self.mimetype)
-        _put_thumbnail(out, self.thumbnail_url, self.thumbnail_info)
-        put(out, "h", self.height)
-        put(out, "w", self.width)
-        put(out, "duration", self.duration)
-        put(out, "size", self.size)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -248,28 +198,18 @@ class FileInfo:
     """Metadata of an ``m.file``: type, size and an optional thumbnail."""
 
     mimetype: str | None = None
-    size: int | None = None
+    size: int | None = _uint()
     thumbnail_info: ThumbnailInfo | None = None
     thumbnail_url: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "FileInfo") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            mimetype=opt_str(d, "mimetype", where),
-            size=_opt_uint(d, "size", where),
-            thumbnail_info=_opt_thumbnail(d, where),
-            thumbnail_url=opt_str(d, "thumbnail_url", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "mimetype", self.mimetype)
-        put(out, "size", self.size)
-        _put_thumbnail(out, self.thumbnail_url, self.thumbnail_info)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -277,26 +217,17 @@ class AudioInfo:
     """Metadata of an ``m.audio``: type, size and duration in milliseconds."""
 
     mimetype: str | None = None
-    size: int | None = None
-    duration: int | None = None
+    size: int | None = _uint()
+    duration: int | None = _uint()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "AudioInfo") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            mimetype=opt_str(d, "mimetype", where),
-            size=_opt_uint(d, "size", where),
-            duration=_opt_uint(d, "duration", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "mimetype", self.mimetype)
-        put(out, "size", self.size)
-        put(out, "duration", self.duration)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -311,20 +242,11 @@ class TextMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "TextMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            msgtype=get_str(d, "msgtype", where, "m.text"),
-            body=get_str(d, "body", where),
-            formatted_body=opt_str(d, "formatted_body", where),
-            format=opt_str(d, "format", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body}
-        put(out, "format", self.format)
-        put(out, "formatted_body", self.formatted_body)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -339,22 +261,11 @@ class HTMLMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "HTMLMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            body=get_str(d, "body", where),
-            msgtype=get_str(d, "msgtype", where, "m.text"),
-            format=get_str(d, "format", where, HTML_FORMAT),
-            formatted_body=get_str(d, "formatted_body", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (all four keys are always present)."""
-        return {
-            "msgtype": self.msgtype,
-            "body": self.body,
-            "format": self.format,
-            "formatted_body": self.formatted_body,
-        }
+        return encode(self)
 
 
 def get_html_message(msgtype: str, html_text: str) -> HTMLMessage:
@@ -379,21 +290,11 @@ class ImageMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "ImageMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        info = opt_object(d, "info", where)
-        return cls(
-            msgtype=get_str(d, "msgtype", where, "m.image"),
-            body=get_str(d, "body", where),
-            url=get_str(d, "url", where),
-            info=None if info is None else ImageInfo.from_dict(info, where=f"{where}.info"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body, "url": self.url}
-        if self.info is not None:
-            out["info"] = self.info.to_dict()
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -408,21 +309,11 @@ class VideoMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "VideoMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        info = opt_object(d, "info", where)
-        return cls(
-            msgtype=get_str(d, "msgtype", where, "m.video"),
-            body=get_str(d, "body", where),
-            url=get_str(d, "url", where),
-            info=None if info is None else VideoInfo.from_dict(info, where=f"{where}.info"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body, "url": self.url}
-        if self.info is not None:
-            out["info"] = self.info.to_dict()
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -438,23 +329,11 @@ class FileMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "FileMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        info = opt_object(d, "info", where)
-        return cls(
-            msgtype=get_str(d, "msgtype", where, "m.file"),
-            body=get_str(d, "body", where),
-            url=get_str(d, "url", where),
-            filename=opt_str(d, "filename", where),
-            info=None if info is None else FileInfo.from_dict(info, where=f"{where}.info"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body, "url": self.url}
-        put(out, "filename", self.filename)
-        if self.info is not None:
-            out["info"] = self.info.to_dict()
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -469,21 +348,16 @@ class AudioMessage:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "AudioMessage") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        info = opt_object(d, "info", where)
-        return cls(
-            msgtype=get_str(d, "msgtype", where, "m.audio"),
-            body=get_str(d, "body", where),
-            url=get_str(d, "url", where),
-            info=None if info is None else AudioInfo.from_dict(info, where=f"{where}.info"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body, "url": self.url}
-        if self.info is not None:
-            out["info"] = self.info.to_dict()
-        return out
+        return encode(self)
+
+
+def _opt_thumbnail(d: Mapping[str, Any], where: str) -> ThumbnailInfo | None:
+    raw = d.get("thumbnail_info")
+    return None if raw is None else ThumbnailInfo.from_dict(raw, where=f"{where}.thumbnail_info")
 
 
 @dataclass
@@ -501,29 +375,26 @@ class LocationMessage:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "LocationMessage") -> Self:
-        """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
+        """Parse from JSON; the thumbnail is read from ``info``, else from the top level."""
         d = as_object(d, where)
         info = get_object(d, "info", where)
-        info_where = f"{where}.info"
-        thumbnail_url = opt_str(info, "thumbnail_url", info_where)
-        thumbnail_info = _opt_thumbnail(info, info_where)
-        if thumbnail_url is None:
-            thumbnail_url = opt_str(d, "thumbnail_url", where)
-        if thumbnail_info is None:
-            thumbnail_info = _opt_thumbnail(d, where)
+        url = opt_str(info, "thumbnail_url", f"{where}.info")
+        thumbnail = _opt_thumbnail(info, f"{where}.info")
         return cls(
             msgtype=get_str(d, "msgtype", where, "m.location"),
             body=get_str(d, "body", where),
             geo_uri=get_str(d, "geo_uri", where),
-            thumbnail_url=thumbnail_url,
-            thumbnail_info=thumbnail_info,
+            thumbnail_url=opt_str(d, "thumbnail_url", where) if url is None else url,
+            thumbnail_info=_opt_thumbnail(d, where) if thumbnail is None else thumbnail,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form with unset fields left out."""
+        """JSON form with unset fields left out; the thumbnail goes in ``info``."""
         out: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body, "geo_uri": self.geo_uri}
         info: dict[str, Any] = {}
-        _put_thumbnail(info, self.thumbnail_url, self.thumbnail_info)
+        put(info, "thumbnail_url", self.thumbnail_url)
+        if self.thumbnail_info is not None:
+            info["thumbnail_info"] = self.thumbnail_info.to_dict()
         if info:
             out["info"] = info
         return out

@@ -10,20 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from appservice._fields import (
-    as_object,
-    get_bool,
-    get_int,
-    get_object,
-    get_str,
-    get_str_list,
-    object_items,
-    opt_int,
-    opt_object,
-    opt_str,
-    put,
-    req_str,
-)
+from appservice.codec import decode, encode, wire
 
 
 @dataclass
@@ -35,11 +22,11 @@ class UIAFlow:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "UIAFlow") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        return cls(get_str_list(as_object(d, where), "stages", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"stages": list(self.stages)}
+        return encode(self)
 
 
 @dataclass
@@ -49,35 +36,18 @@ class RespUserInteractive:
     flows: list[UIAFlow] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     session: str | None = None
-    completed: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list, metadata=wire(omit_empty=True))
     errcode: str | None = None
     error: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespUserInteractive") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            flows=[UIAFlow.from_dict(f, where=w) for w, f in object_items(d, "flows", where)],
-            params=get_object(d, "params", where),
-            session=opt_str(d, "session", where),
-            completed=get_str_list(d, "completed", where),
-            errcode=opt_str(d, "errcode", where),
-            error=opt_str(d, "error", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {
-            "flows": [f.to_dict() for f in self.flows],
-            "params": dict(self.params),
-        }
-        put(out, "session", self.session)
-        if self.completed:
-            out["completed"] = list(self.completed)
-        put(out, "errcode", self.errcode)
-        put(out, "error", self.error)
-        return out
+        return encode(self)
 
     def has_single_stage_flow(self, stage: str) -> bool:
         """True when some flow consists of exactly the one stage ``stage``."""
@@ -98,25 +68,11 @@ class RespRegister:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespRegister") -> Self:
         """Parse from JSON; ``user_id`` is required."""
-        d = as_object(d, where)
-        return cls(
-            user_id=req_str(d, "user_id", where),
-            access_token=opt_str(d, "access_token", where),
-            device_id=opt_str(d, "device_id", where),
-            home_server=opt_str(d, "home_server", where),
-            refresh_token=opt_str(d, "refresh_token", where),
-            expires_in_ms=opt_int(d, "expires_in_ms", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"user_id": self.user_id}
-        put(out, "access_token", self.access_token)
-        put(out, "device_id", self.device_id)
-        put(out, "home_server", self.home_server)
-        put(out, "refresh_token", self.refresh_token)
-        put(out, "expires_in_ms", self.expires_in_ms)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -128,41 +84,30 @@ class ServerInformation:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "ServerInformation") -> Self:
         """Parse from JSON; ``base_url`` is required."""
-        return cls(req_str(as_object(d, where), "base_url", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"base_url": self.base_url}
+        return encode(self)
 
 
 @dataclass
 class DiscoveryInformation:
     """Client discovery data (``.well-known/matrix/client``, ``well_known`` of a login)."""
 
-    homeserver: ServerInformation | None = None
-    identity_server: ServerInformation | None = None
+    homeserver: ServerInformation | None = field(default=None, metadata=wire("m.homeserver"))
+    identity_server: ServerInformation | None = field(
+        default=None, metadata=wire("m.identity_server")
+    )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "DiscoveryInformation") -> Self:
         """Parse from JSON (keys ``m.homeserver`` and ``m.identity_server``)."""
-        d = as_object(d, where)
-        hs = opt_object(d, "m.homeserver", where)
-        ids = opt_object(d, "m.identity_server", where)
-        return cls(
-            None if hs is None else ServerInformation.from_dict(hs, where=f"{where}.m.homeserver"),
-            None
-            if ids is None
-            else ServerInformation.from_dict(ids, where=f"{where}.m.identity_server"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset servers left out."""
-        out: dict[str, Any] = {}
-        if self.homeserver is not None:
-            out["m.homeserver"] = self.homeserver.to_dict()
-        if self.identity_server is not None:
-            out["m.identity_server"] = self.identity_server.to_dict()
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -171,7 +116,7 @@ class RespLogin:
 
     access_token: str = field(repr=False)
     user_id: str
-    device_id: str = ""
+    device_id: str = field(default="", metadata=wire(omit_empty=True))
     home_server: str | None = None
     well_known: DiscoveryInformation | None = None
     refresh_token: str | None = field(default=None, repr=False)
@@ -180,31 +125,11 @@ class RespLogin:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespLogin") -> Self:
         """Parse from JSON; ``access_token`` and ``user_id`` are required."""
-        d = as_object(d, where)
-        wk = opt_object(d, "well_known", where)
-        return cls(
-            access_token=req_str(d, "access_token", where),
-            user_id=req_str(d, "user_id", where),
-            device_id=get_str(d, "device_id", where),
-            home_server=opt_str(d, "home_server", where),
-            well_known=None
-            if wk is None
-            else DiscoveryInformation.from_dict(wk, where=f"{where}.well_known"),
-            refresh_token=opt_str(d, "refresh_token", where),
-            expires_in_ms=opt_int(d, "expires_in_ms", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"access_token": self.access_token, "user_id": self.user_id}
-        if self.device_id:
-            out["device_id"] = self.device_id
-        put(out, "home_server", self.home_server)
-        if self.well_known is not None:
-            out["well_known"] = self.well_known.to_dict()
-        put(out, "refresh_token", self.refresh_token)
-        put(out, "expires_in_ms", self.expires_in_ms)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -213,25 +138,16 @@ class RespWhoami:
 
     user_id: str
     device_id: str | None = None
-    is_guest: bool = False
+    is_guest: bool = field(default=False, metadata=wire(omit_empty=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespWhoami") -> Self:
         """Parse from JSON; ``user_id`` is required."""
-        d = as_object(d, where)
-        return cls(
-            user_id=req_str(d, "user_id", where),
-            device_id=opt_str(d, "device_id", where),
-            is_guest=get_bool(d, "is_guest", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"user_id": self.user_id}
-        put(out, "device_id", self.device_id)
-        if self.is_guest:
-            out["is_guest"] = True
-        return out
+        return encode(self)
 
 
 RespWhoAmI = RespWhoami
@@ -249,21 +165,11 @@ class Device:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "Device") -> Self:
         """Parse from JSON; ``device_id`` is required."""
-        d = as_object(d, where)
-        return cls(
-            device_id=req_str(d, "device_id", where),
-            display_name=opt_str(d, "display_name", where),
-            last_seen_ip=opt_str(d, "last_seen_ip", where),
-            last_seen_ts=opt_int(d, "last_seen_ts", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"device_id": self.device_id}
-        put(out, "display_name", self.display_name)
-        put(out, "last_seen_ip", self.last_seen_ip)
-        put(out, "last_seen_ts", self.last_seen_ts)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -275,12 +181,11 @@ class RespGetDevices:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespGetDevices") -> Self:
         """Parse from JSON; ``ValueError`` naming the device on a wrong type."""
-        d = as_object(d, where)
-        return cls([Device.from_dict(x, where=w) for w, x in object_items(d, "devices", where)])
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"devices": [x.to_dict() for x in self.devices]}
+        return encode(self)
 
 
 @dataclass
@@ -295,22 +200,11 @@ class ThreePID:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "ThreePID") -> Self:
         """Parse from JSON; ``medium`` and ``address`` are required."""
-        d = as_object(d, where)
-        return cls(
-            medium=req_str(d, "medium", where),
-            address=req_str(d, "address", where),
-            validated_at=get_int(d, "validated_at", where),
-            added_at=get_int(d, "added_at", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "medium": self.medium,
-            "address": self.address,
-            "validated_at": self.validated_at,
-            "added_at": self.added_at,
-        }
+        return encode(self)
 
 
 @dataclass
@@ -322,12 +216,11 @@ class RespGetThreePID:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespGetThreePID") -> Self:
         """Parse from JSON; ``ValueError`` naming the entry on a wrong type."""
-        d = as_object(d, where)
-        return cls([ThreePID.from_dict(x, where=w) for w, x in object_items(d, "threepids", where)])
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"threepids": [x.to_dict() for x in self.threepids]}
+        return encode(self)
 
 
 @dataclass
@@ -340,11 +233,8 @@ class RespEmailRequestToken:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespEmailRequestToken") -> Self:
         """Parse from JSON; ``sid`` is required."""
-        d = as_object(d, where)
-        return cls(req_str(d, "sid", where), opt_str(d, "submit_url", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"sid": self.sid}
-        put(out, "submit_url", self.submit_url)
-        return out
+        return encode(self)

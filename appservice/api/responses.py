@@ -11,22 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from appservice._fields import (
-    as_object,
-    get_bool,
-    get_int,
-    get_list,
-    get_object,
-    get_str,
-    get_str_list,
-    object_items,
-    opt_bool,
-    opt_int,
-    opt_str,
-    put,
-    req_str,
-    type_name,
-)
+from appservice._fields import as_object
 from appservice.api.account_responses import (
     Device,
     DiscoveryInformation,
@@ -52,6 +37,7 @@ from appservice.api.sync_types import (
     SyncRooms,
     SyncTimeline,
 )
+from appservice.codec import decode, encode, wire
 from appservice.events import Event
 
 __all__ = [
@@ -109,13 +95,6 @@ __all__ = [
 
 RespAccountData = dict[str, Any]
 """An account data object (``GET /user/{userId}/account_data/{type}``) is returned as is."""
-
-
-def _events(d: Mapping[str, Any], key: str, where: str) -> list[Event]:
-    return [
-        Event.from_dict(raw, where=f"{where}.{key}[{i}]")
-        for i, raw in enumerate(get_list(d, key, where))
-    ]
 
 
 class _EmptyResponse:
@@ -186,12 +165,11 @@ class RespCreateFilter:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespCreateFilter") -> Self:
         """Parse from JSON; ``filter_id`` is required."""
-        d = as_object(d, where)
-        return cls(req_str(d, "filter_id", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"filter_id": self.filter_id}
+        return encode(self)
 
 
 @dataclass
@@ -199,27 +177,16 @@ class RespVersions:
     """Response of ``GET /_matrix/client/versions``: spec versions and unstable features."""
 
     versions: list[str] = field(default_factory=list)
-    unstable_features: dict[str, bool] = field(default_factory=dict)
+    unstable_features: dict[str, bool] = field(default_factory=dict, metadata=wire(omit_empty=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespVersions") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        features = get_object(d, "unstable_features", where)
-        for name, enabled in features.items():
-            if not isinstance(enabled, bool):
-                raise ValueError(
-                    f"{where}.unstable_features[{name}]: expected a boolean, "
-                    f"got {type_name(enabled)}"
-                )
-        return cls(get_str_list(d, "versions", where), features)
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; no ``unstable_features`` key when there are none."""
-        out: dict[str, Any] = {"versions": list(self.versions)}
-        if self.unstable_features:
-            out["unstable_features"] = dict(self.unstable_features)
-        return out
+        return encode(self)
 
     def supports(self, version: str) -> bool:
         """True when the server lists ``version`` (e.g. ``"v1.11"``)."""
@@ -245,38 +212,11 @@ class PublicRoom:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "PublicRoom") -> Self:
         """Parse from JSON; ``room_id`` is required."""
-        d = as_object(d, where)
-        aliases = get_str_list(d, "aliases", where) if "aliases" in d else None
-        return cls(
-            room_id=req_str(d, "room_id", where),
-            num_joined_members=get_int(d, "num_joined_members", where),
-            world_readable=get_bool(d, "world_readable", where),
-            guest_can_join=get_bool(d, "guest_can_join", where),
-            canonical_alias=opt_str(d, "canonical_alias", where),
-            name=opt_str(d, "name", where),
-            topic=opt_str(d, "topic", where),
-            avatar_url=opt_str(d, "avatar_url", where),
-            join_rule=opt_str(d, "join_rule", where),
-            room_type=opt_str(d, "room_type", where),
-            aliases=aliases,
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {
-            "room_id": self.room_id,
-            "num_joined_members": self.num_joined_members,
-            "world_readable": self.world_readable,
-            "guest_can_join": self.guest_can_join,
-        }
-        put(out, "canonical_alias", self.canonical_alias)
-        put(out, "name", self.name)
-        put(out, "topic", self.topic)
-        put(out, "avatar_url", self.avatar_url)
-        put(out, "join_rule", self.join_rule)
-        put(out, "room_type", self.room_type)
-        put(out, "aliases", None if self.aliases is None else list(self.aliases))
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -291,21 +231,11 @@ class RespPublicRooms:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespPublicRooms") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            chunk=[PublicRoom.from_dict(r, where=w) for w, r in object_items(d, "chunk", where)],
-            next_batch=opt_str(d, "next_batch", where),
-            prev_batch=opt_str(d, "prev_batch", where),
-            total_room_count_estimate=opt_int(d, "total_room_count_estimate", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"chunk": [r.to_dict() for r in self.chunk]}
-        put(out, "next_batch", self.next_batch)
-        put(out, "prev_batch", self.prev_batch)
-        put(out, "total_room_count_estimate", self.total_room_count_estimate)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -317,11 +247,11 @@ class RespJoinRoom:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespJoinRoom") -> Self:
         """Parse from JSON; ``room_id`` is required."""
-        return cls(req_str(as_object(d, where), "room_id", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"room_id": self.room_id}
+        return encode(self)
 
 
 @dataclass
@@ -333,11 +263,11 @@ class RespCreateRoom:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespCreateRoom") -> Self:
         """Parse from JSON; ``room_id`` is required."""
-        return cls(req_str(as_object(d, where), "room_id", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"room_id": self.room_id}
+        return encode(self)
 
 
 @dataclass
@@ -349,11 +279,11 @@ class RespJoinedRooms:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespJoinedRooms") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        return cls(get_str_list(as_object(d, where), "joined_rooms", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"joined_rooms": list(self.joined_rooms)}
+        return encode(self)
 
 
 @dataclass
@@ -366,15 +296,11 @@ class JoinedMember:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "JoinedMember") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(opt_str(d, "display_name", where), opt_str(d, "avatar_url", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {}
-        put(out, "display_name", self.display_name)
-        put(out, "avatar_url", self.avatar_url)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -386,17 +312,11 @@ class RespJoinedMembers:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespJoinedMembers") -> Self:
         """Parse from JSON; ``ValueError`` naming the member on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            {
-                user_id: JoinedMember.from_dict(raw, where=f"{where}.joined[{user_id}]")
-                for user_id, raw in get_object(d, "joined", where).items()
-            }
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"joined": {user_id: m.to_dict() for user_id, m in self.joined.items()}}
+        return encode(self)
 
 
 @dataclass
@@ -406,26 +326,16 @@ class RespMessages:
     start: str = ""
     end: str | None = None
     chunk: list[Event] = field(default_factory=list)
-    state: list[Event] = field(default_factory=list)
+    state: list[Event] = field(default_factory=list, metadata=wire(omit_empty=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespMessages") -> Self:
         """Parse from JSON; ``ValueError`` naming the field or event on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            start=get_str(d, "start", where),
-            end=opt_str(d, "end", where),
-            chunk=_events(d, "chunk", where),
-            state=_events(d, "state", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"start": self.start, "chunk": [e.to_dict() for e in self.chunk]}
-        put(out, "end", self.end)
-        if self.state:
-            out["state"] = [e.to_dict() for e in self.state]
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -437,11 +347,11 @@ class RespSendEvent:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespSendEvent") -> Self:
         """Parse from JSON; ``event_id`` is required."""
-        return cls(req_str(as_object(d, where), "event_id", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"event_id": self.event_id}
+        return encode(self)
 
 
 @dataclass
@@ -453,29 +363,27 @@ class RespMediaUpload:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespMediaUpload") -> Self:
         """Parse from JSON; ``content_uri`` is required."""
-        return cls(req_str(as_object(d, where), "content_uri", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"content_uri": self.content_uri}
+        return encode(self)
 
 
 @dataclass
 class RespUserDisplayName:
     """Response of ``GET /profile/{userId}/displayname`` (JSON key ``displayname``)."""
 
-    display_name: str | None = None
+    display_name: str | None = field(default=None, metadata=wire("displayname"))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespUserDisplayName") -> Self:
         """Parse from JSON; ``ValueError`` on a non-string ``displayname``."""
-        return cls(opt_str(as_object(d, where), "displayname", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; no key when unset."""
-        out: dict[str, Any] = {}
-        put(out, "displayname", self.display_name)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -490,21 +398,11 @@ class RespUserStatus:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespUserStatus") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            presence=req_str(d, "presence", where),
-            status_msg=opt_str(d, "status_msg", where),
-            last_active_ago=opt_int(d, "last_active_ago", where),
-            currently_active=opt_bool(d, "currently_active", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form with unset fields left out."""
-        out: dict[str, Any] = {"presence": self.presence}
-        put(out, "status_msg", self.status_msg)
-        put(out, "last_active_ago", self.last_active_ago)
-        put(out, "currently_active", self.currently_active)
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -519,22 +417,11 @@ class RespTurnServer:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespTurnServer") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            username=get_str(d, "username", where),
-            password=get_str(d, "password", where),
-            ttl=get_int(d, "ttl", where),
-            uris=get_str_list(d, "uris", where),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "username": self.username,
-            "password": self.password,
-            "ttl": self.ttl,
-            "uris": list(self.uris),
-        }
+        return encode(self)
 
 
 @dataclass
@@ -547,12 +434,11 @@ class RespResolveAlias:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespResolveAlias") -> Self:
         """Parse from JSON; ``room_id`` is required."""
-        d = as_object(d, where)
-        return cls(req_str(d, "room_id", where), get_str_list(d, "servers", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"room_id": self.room_id, "servers": list(self.servers)}
+        return encode(self)
 
 
 RespRoomAlias = RespResolveAlias
@@ -567,11 +453,11 @@ class RespAliases:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespAliases") -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        return cls(get_str_list(as_object(d, where), "aliases", where))
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"aliases": list(self.aliases)}
+        return encode(self)
 
 
 @dataclass
@@ -583,12 +469,8 @@ class RespAppservicePing:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespAppservicePing") -> Self:
         """Parse from JSON; ``duration_ms`` is required."""
-        d = as_object(d, where)
-        duration = opt_int(d, "duration_ms", where)
-        if duration is None:
-            raise ValueError(f"{where}.duration_ms: missing required key")
-        return cls(duration)
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"duration_ms": self.duration_ms}
+        return encode(self)

@@ -6,14 +6,34 @@ left it out (the client-server API omits it there), so handlers always know the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
-from appservice._fields import as_object, get_bool, get_list, get_object, get_str, req_str
+from appservice.codec import decode, encode, wire
 from appservice.events import Event
 
-_T = TypeVar("_T")
+
+def _events_in(section: Any) -> Iterator[Event]:
+    """Every event of a room section (an ``EventList``, a timeline, or a room made of them)."""
+    if isinstance(section, EventList | SyncTimeline):
+        yield from section.events
+    else:
+        for f in dataclasses.fields(section):
+            yield from _events_in(getattr(section, f.name))
+
+
+_S = TypeVar("_S")
+
+
+def _in_room(section: _S, room_id: str) -> _S:
+    """Give the section's events without a ``room_id`` this one; returns ``section``."""
+    if room_id:
+        for event in _events_in(section):
+            if not event.room_id:
+                event.room_id = room_id
+    return section
 
 
 @dataclass
@@ -27,18 +47,11 @@ class EventList:
         cls, d: Mapping[str, Any], *, where: str = "EventList", room_id: str = ""
     ) -> Self:
         """Parse ``{"events": [...]}``; events without ``room_id`` get ``room_id`` when given."""
-        d = as_object(d, where)
-        events: list[Event] = []
-        for i, raw in enumerate(get_list(d, "events", where)):
-            event = Event.from_dict(raw, where=f"{where}.events[{i}]")
-            if room_id and not event.room_id:
-                event.room_id = room_id
-            events.append(event)
-        return cls(events)
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"events": [e.to_dict() for e in self.events]}
+        return encode(self)
 
 
 @dataclass
@@ -47,36 +60,18 @@ class SyncTimeline:
 
     events: list[Event] = field(default_factory=list)
     limited: bool = False
-    prev_batch: str = ""
+    prev_batch: str = field(default="", metadata=wire(omit_empty=True))
 
     @classmethod
     def from_dict(
         cls, d: Mapping[str, Any], *, where: str = "SyncTimeline", room_id: str = ""
     ) -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            events=EventList.from_dict(d, where=where, room_id=room_id).events,
-            limited=get_bool(d, "limited", where),
-            prev_batch=get_str(d, "prev_batch", where),
-        )
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; an empty ``prev_batch`` is left out."""
-        out: dict[str, Any] = {"events": [e.to_dict() for e in self.events]}
-        out["limited"] = self.limited
-        if self.prev_batch:
-            out["prev_batch"] = self.prev_batch
-        return out
-
-
-def _event_list(d: Mapping[str, Any], key: str, where: str, room_id: str) -> EventList:
-    return EventList.from_dict(get_object(d, key, where), where=f"{where}.{key}", room_id=room_id)
-
-
-def _timeline(d: Mapping[str, Any], where: str, room_id: str) -> SyncTimeline:
-    raw = get_object(d, "timeline", where)
-    return SyncTimeline.from_dict(raw, where=f"{where}.timeline", room_id=room_id)
+        return encode(self)
 
 
 @dataclass
@@ -93,22 +88,11 @@ class SyncJoinedRoom:
         cls, d: Mapping[str, Any], *, where: str = "SyncJoinedRoom", room_id: str = ""
     ) -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            state=_event_list(d, "state", where, room_id),
-            timeline=_timeline(d, where, room_id),
-            ephemeral=_event_list(d, "ephemeral", where, room_id),
-            account_data=_event_list(d, "account_data", where, room_id),
-        )
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "state": self.state.to_dict(),
-            "timeline": self.timeline.to_dict(),
-            "ephemeral": self.ephemeral.to_dict(),
-            "account_data": self.account_data.to_dict(),
-        }
+        return encode(self)
 
 
 @dataclass
@@ -122,12 +106,11 @@ class SyncInvitedRoom:
         cls, d: Mapping[str, Any], *, where: str = "SyncInvitedRoom", room_id: str = ""
     ) -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(invite_state=_event_list(d, "invite_state", where, room_id))
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"invite_state": self.invite_state.to_dict()}
+        return encode(self)
 
 
 @dataclass
@@ -141,12 +124,11 @@ class SyncKnockedRoom:
         cls, d: Mapping[str, Any], *, where: str = "SyncKnockedRoom", room_id: str = ""
     ) -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(knock_state=_event_list(d, "knock_state", where, room_id))
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"knock_state": self.knock_state.to_dict()}
+        return encode(self)
 
 
 @dataclass
@@ -161,62 +143,34 @@ class SyncLeftRoom:
         cls, d: Mapping[str, Any], *, where: str = "SyncLeftRoom", room_id: str = ""
     ) -> Self:
         """Parse from JSON; ``ValueError`` naming the field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            state=_event_list(d, "state", where, room_id),
-            timeline=_timeline(d, where, room_id),
-        )
+        return _in_room(decode(cls, d, where), room_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"state": self.state.to_dict(), "timeline": self.timeline.to_dict()}
-
-
-def _rooms(
-    d: Mapping[str, Any],
-    key: str,
-    where: str,
-    parse: Callable[..., _T],
-) -> dict[str, _T]:
-    """Parse a map of room ID -> section with ``parse(raw, where=..., room_id=...)``."""
-    out: dict[str, _T] = {}
-    for room_id, raw in get_object(d, key, where).items():
-        out[room_id] = parse(raw, where=f"{where}.{key}[{room_id}]", room_id=room_id)
-    return out
+        return encode(self)
 
 
 @dataclass
 class SyncRooms:
     """The ``rooms`` section of a sync: joined, invited, left and knocked rooms by room ID."""
 
-    join: dict[str, SyncJoinedRoom] = field(default_factory=dict)
-    invite: dict[str, SyncInvitedRoom] = field(default_factory=dict)
-    leave: dict[str, SyncLeftRoom] = field(default_factory=dict)
-    knock: dict[str, SyncKnockedRoom] = field(default_factory=dict)
+    join: dict[str, SyncJoinedRoom] = field(default_factory=dict, metadata=wire(omit_empty=True))
+    invite: dict[str, SyncInvitedRoom] = field(default_factory=dict, metadata=wire(omit_empty=True))
+    leave: dict[str, SyncLeftRoom] = field(default_factory=dict, metadata=wire(omit_empty=True))
+    knock: dict[str, SyncKnockedRoom] = field(default_factory=dict, metadata=wire(omit_empty=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "SyncRooms") -> Self:
         """Parse from JSON; ``ValueError`` naming the room and field on a wrong type."""
-        d = as_object(d, where)
-        return cls(
-            join=_rooms(d, "join", where, SyncJoinedRoom.from_dict),
-            invite=_rooms(d, "invite", where, SyncInvitedRoom.from_dict),
-            leave=_rooms(d, "leave", where, SyncLeftRoom.from_dict),
-            knock=_rooms(d, "knock", where, SyncKnockedRoom.from_dict),
-        )
+        rooms = decode(cls, d, where)
+        for section in (rooms.join, rooms.invite, rooms.leave, rooms.knock):
+            for room_id, room in section.items():
+                _in_room(room, room_id)
+        return rooms
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; empty sections are left out."""
-        out: dict[str, Any] = {}
-        if self.join:
-            out["join"] = {rid: r.to_dict() for rid, r in self.join.items()}
-        if self.invite:
-            out["invite"] = {rid: r.to_dict() for rid, r in self.invite.items()}
-        if self.leave:
-            out["leave"] = {rid: r.to_dict() for rid, r in self.leave.items()}
-        if self.knock:
-            out["knock"] = {rid: r.to_dict() for rid, r in self.knock.items()}
-        return out
+        return encode(self)
 
 
 @dataclass
@@ -232,21 +186,8 @@ class RespSync:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "RespSync") -> Self:
         """Parse a decoded ``/sync`` body; ``ValueError`` naming the path of a bad field."""
-        d = as_object(d, where)
-        return cls(
-            next_batch=req_str(d, "next_batch", where),
-            account_data=_event_list(d, "account_data", where, ""),
-            presence=_event_list(d, "presence", where, ""),
-            to_device=_event_list(d, "to_device", where, ""),
-            rooms=SyncRooms.from_dict(get_object(d, "rooms", where), where=f"{where}.rooms"),
-        )
+        return decode(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "next_batch": self.next_batch,
-            "account_data": self.account_data.to_dict(),
-            "presence": self.presence.to_dict(),
-            "to_device": self.to_device.to_dict(),
-            "rooms": self.rooms.to_dict(),
-        }
+        return encode(self)
