@@ -42,12 +42,15 @@ if TYPE_CHECKING:
         encode_user_localpart,
         extract_user_localpart,
     )
+    from appservice.intent import Intent
     from appservice.registration import Registration, RegistrationError
     from appservice.room import Room
+    from appservice.server import AppService
     from appservice.store import InMemoryStore, SQLStore, Storer
     from appservice.sync import DefaultSyncer, Syncer
 
 __all__ = [
+    "AppService",
     "AudioInfo",
     "AudioMessage",
     "Client",
@@ -63,6 +66,7 @@ __all__ = [
     "ImageInfo",
     "ImageMessage",
     "InMemoryStore",
+    "Intent",
     "LocationMessage",
     "Registration",
     "RegistrationError",
@@ -100,6 +104,8 @@ _MODULE_OF: dict[str, str] = {
     "decode_user_localpart": "appservice.ids",
     "extract_user_localpart": "appservice.ids",
     "Registration": "appservice.registration",
+    "AppService": "appservice.server",
+    "Intent": "appservice.intent",
     "RegistrationError": "appservice.registration",
     "Room": "appservice.room",
     "Storer": "appservice.store",
