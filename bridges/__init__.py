@@ -1,0 +1,1 @@
+"""Bridges built on the appservice toolkit, using only its public API."""

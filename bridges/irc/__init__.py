@@ -1,0 +1,1 @@
+"""Matrix <-> IRC bridge groundwork: formatting, line splits, nicks, an ngIRCd test harness."""
