@@ -37,6 +37,14 @@ from appservice.client.urls import (
     validate_homeserver_url,
 )
 from appservice.errors import HTTPError, RespError
+from appservice.metrics import (
+    RETRY_CONNECTION,
+    RETRY_RATE_LIMITED,
+    RETRY_SERVER_ERROR,
+    STATUS_ERROR,
+    RequestStats,
+    endpoint_template,
+)
 from appservice.store import InMemoryStore, Storer
 from appservice.sync import DefaultSyncer, Syncer
 
@@ -63,7 +71,8 @@ class ClientBase:
 
     ``homeserver_url`` is validated up front (absolute http/https, host, no query/fragment).
     Requests time out after ``timeout`` seconds (per call overridable) and are retried according
-    to ``retry`` (``RetryPolicy()`` by default: at most 6 tries within 60 s).
+    to ``retry`` (``RetryPolicy()`` by default: at most 6 tries within 60 s). Every try is counted
+    in ``request_stats`` (shared with ``as_user`` clients; pass one to share it further).
     """
 
     prefix: str = "/_matrix/client/v3"
@@ -76,6 +85,7 @@ class ClientBase:
     http: httpx.AsyncClient
     retry: RetryPolicy
     timeout: float
+    request_stats: RequestStats
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class ClientBase:
         app_service_user_id: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        request_stats: RequestStats | None = None,
     ) -> None:
         self.homeserver_url = validate_homeserver_url(homeserver_url)
         _check_str(user_id, "user_id")
@@ -99,7 +110,12 @@ class ClientBase:
             _check_user_id(app_service_user_id, "app_service_user_id")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if request_stats is not None and not isinstance(request_stats, RequestStats):
+            raise TypeError(
+                f"request_stats must be a RequestStats, got {type(request_stats).__name__}"
+            )
         self.timeout = _check_timeout(timeout, "timeout")
+        self.request_stats = request_stats if request_stats is not None else RequestStats()
         self.user_id = user_id
         self.access_token = access_token
         self.app_service_user_id = app_service_user_id
@@ -191,6 +207,7 @@ class ClientBase:
             )
         path = parts.path or "/"
         where = f"{method} {path}"
+        stats, endpoint = self.request_stats, endpoint_template(path)
         payload, headers = self._encode_body(body, content, content_type, where)
         if self.access_token:
             headers["Authorization"] = f"Bearer {self.access_token}"
@@ -205,6 +222,7 @@ class ClientBase:
         while True:
             attempt += 1
             limit = max(0.001, min(per_try, budget - (time.monotonic() - start)))
+            sent = time.perf_counter()
             try:
                 async with asyncio.timeout(limit):
                     resp = await self.http.request(
@@ -217,10 +235,12 @@ class ClientBase:
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError):
                 raise  # a bad request, not a network failure: retrying cannot help
             except (httpx.TransportError, TimeoutError) as exc:
+                stats.observe(method, endpoint, STATUS_ERROR, time.perf_counter() - sent)
                 delay = policy.backoff(attempt)
                 retryable = never_sent(exc) or method in IDEMPOTENT_METHODS
                 if not retryable or not self._may_retry(attempt, delay, start, budget):
                     raise _transport_failure(exc, method, path, attempt, limit, retryable) from exc
+                stats.retried(method, endpoint, RETRY_CONNECTION)
                 log.warning(
                     "%s failed (%s: %s); retry %d/%d in %.2f s",
                     where,
@@ -232,6 +252,7 @@ class ClientBase:
                 )
                 await asyncio.sleep(delay)
                 continue
+            stats.observe(method, endpoint, resp.status_code, time.perf_counter() - sent)
             contents = resp.content
             if 200 <= resp.status_code < 300:
                 return _decode_json(resp.status_code, contents, where)
@@ -246,6 +267,11 @@ class ClientBase:
             delay = hint if hint is not None else policy.backoff(attempt)
             if not self._may_retry(attempt, delay, start, budget):
                 raise error
+            stats.retried(
+                method,
+                endpoint,
+                RETRY_RATE_LIMITED if resp.status_code == 429 else RETRY_SERVER_ERROR,
+            )
             log.warning(
                 "%s answered HTTP %d; retry %d/%d in %.2f s%s",
                 where,
@@ -291,8 +317,9 @@ class ClientBase:
     def as_user(self, user_id: str) -> Self:
         """A client of the same class acting as ``user_id`` (identity assertion).
 
-        It shares this client's HTTP pool, homeserver, access token, retry policy, timeout and
-        store, and gets its own default syncer. Closing it never closes the shared pool.
+        It shares this client's HTTP pool, homeserver, access token, retry policy, timeout,
+        store and request stats, and gets its own default syncer. Closing it never closes the
+        shared pool.
         """
         _check_user_id(user_id, "as_user: user_id")
         return type(self)(
@@ -304,6 +331,7 @@ class ClientBase:
             app_service_user_id=user_id,
             retry=self.retry,
             timeout=self.timeout,
+            request_stats=self.request_stats,
         )
 
     def set_credentials(self, user_id: str, access_token: str) -> None:
