@@ -45,7 +45,7 @@ from appservice.events import Event
 from appservice.intent import Intent
 from appservice.registration import Registration
 from appservice.server import AppService
-from appservice.state_cache import SQLStateCache, StateCache
+from appservice.state_cache import StateCache
 from appservice.store import SQLStore
 
 __all__ = ["Bridge", "BridgeError"]
@@ -217,8 +217,8 @@ class Bridge:
                 server_name=cfg.homeserver.domain,
                 http=self._http,
             )
-            self._state = SQLStateCache(store)
-            self._bot = Intent.for_bot(svc.bot, self._state, registration=self.registration)
+            self._state = svc.state_cache
+            self._bot = svc.bot
             self.matrix.register(svc)
             svc.on_alias_query(self._alias_query)
             svc.on_user_query(self._user_query)

@@ -27,7 +27,7 @@ from appservice.bridge.connector import (
 from appservice.bridge.lru import LRU
 from appservice.bridge.messages import MessageRef
 from appservice.events import HTML_FORMAT, Event
-from appservice.state_cache import TRACKED_EVENT_TYPES, Member
+from appservice.state_cache import Member
 
 if TYPE_CHECKING:
     from appservice.bridge.bridge import Bridge
@@ -98,8 +98,6 @@ class MatrixHandler:
     def register(self, svc: AppService) -> None:
         """Handlers for every event kind the bridge (and its connector's capabilities) needs."""
         caps = self.bridge.capabilities
-        for event_type in TRACKED_EVENT_TYPES:
-            svc.on_event_type(event_type)(self.on_state)
         svc.on_event_type("m.room.member")(self.on_member)
         svc.on_event_type("m.room.message")(self.on_message)
         if caps.reactions:
@@ -128,10 +126,6 @@ class MatrixHandler:
         return user
 
     # --- state --------------------------------------------------------------------------------
-
-    async def on_state(self, event: Event) -> None:
-        """Keep the state cache current (our own events included)."""
-        await self.bridge.state.update_from_event(event)
 
     async def on_member(self, event: Event) -> None:
         """Invites to the bot (management rooms) and real users' membership in portals."""

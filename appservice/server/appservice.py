@@ -14,6 +14,7 @@ back to us) are delivered like any other; ``svc.is_echo(event)`` tells them apar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import uuid
@@ -29,6 +30,7 @@ from starlette.applications import Starlette
 
 from appservice.client import Client
 from appservice.events import Event
+from appservice.intent import Intent
 from appservice.registration import Registration
 from appservice.server.dispatcher import Dispatcher
 from appservice.server.fastevent import event_from_payload
@@ -47,6 +49,12 @@ from appservice.server.transaction import (
     TO_DEVICE,
     RawItem,
     parse_transaction,
+)
+from appservice.state_cache import (
+    TRACKED_EVENT_TYPES,
+    MemoryStateCache,
+    SQLStateCache,
+    StateCache,
 )
 from appservice.store import SQLStore
 
@@ -115,6 +123,7 @@ class AppService:
         close_timeout: float = 10.0,
         thirdparty: ThirdPartyHandler | None = None,
         http: httpx.AsyncClient | None = None,
+        state_cache: StateCache | None = None,
     ) -> None:
         if not isinstance(registration, Registration):
             raise TypeError(
@@ -158,6 +167,14 @@ class AppService:
         self.client = Client(
             homeserver_url, self._bot_user_id or "", registration.as_token, http=http
         )
+        self._state_cache: StateCache | None = state_cache
+        if state_cache is None and database_url is None:
+            self._state_cache = SQLStateCache(store) if store is not None else MemoryStateCache()
+        self._bot_intent: Intent | None = None
+        # The state cache sees membership, power level, encryption and create events before any
+        # user handler, so intents answer "joined?" and "may I?" without a request.
+        for event_type in TRACKED_EVENT_TYPES:
+            self.on_event_type(event_type)(self._update_state_cache)
         self.app: Starlette = build_app(self, self._lifespan)
 
     # --- handler registration ---------------------------------------------------------------
@@ -221,13 +238,35 @@ class AppService:
         return self._bot_user_id
 
     @property
-    def bot(self) -> Client:
-        """The client of the appservice's own bot user (the as_token's user)."""
-        return self.client
+    def state_cache(self) -> StateCache:
+        """What the homeserver told us about rooms (membership, power levels, encryption) and
+        which puppets are registered: SQL-backed when the service has a store."""
+        if self._state_cache is None:
+            raise RuntimeError("the state cache opens with the store: start the AppService first")
+        return self._state_cache
 
-    def intent(self, user_id: str) -> Client:
-        """A client acting as ``user_id`` by identity assertion (shares the bot's HTTP pool)."""
-        return self.client.as_user(user_id)
+    @property
+    def bot(self) -> Intent:
+        """The intent of the appservice's own bot user (the as_token's user); ``bot.client`` is
+        its plain Client."""
+        if self._bot_intent is None:
+            self._bot_intent = Intent.for_bot(
+                self.client, self.state_cache, registration=self._registration_with_server()
+            )
+        return self._bot_intent
+
+    def intent(self, user_id: str) -> Intent:
+        """The intent of puppet ``user_id``: acts by identity assertion on the bot's HTTP pool,
+        registering and joining first when the state cache does not know it did already."""
+        return self.bot.user(user_id)
+
+    def _registration_with_server(self) -> Registration:
+        if self.registration.server_name is None and self.server_name is not None:
+            return dataclasses.replace(self.registration, server_name=self.server_name)
+        return self.registration
+
+    async def _update_state_cache(self, event: Event) -> None:
+        await self.state_cache.update_from_event(event)
 
     def is_echo(self, event: Event) -> bool:
         """Whether ``event`` was sent by our bot or one of our puppets (user namespace)."""
@@ -281,6 +320,8 @@ class AppService:
         if self._database_url is not None:
             self._store = SQLStore(self._database_url)
             await self._store.open()
+            if self._state_cache is None:
+                self._state_cache = SQLStateCache(self._store)
         try:
             inbox, resumed, pruned = await self._open_inbox()
         except BaseException:

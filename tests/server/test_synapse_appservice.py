@@ -91,7 +91,9 @@ async def running(
     async def alias_query(alias: str) -> bool:
         run.alias_queries.append(alias)
         localpart = alias[1:].split(":", 1)[0]
-        await svc.bot.create_room(ReqCreateRoom(room_alias_name=localpart, preset="public_chat"))
+        await svc.bot.client.create_room(
+            ReqCreateRoom(room_alias_name=localpart, preset="public_chat")
+        )
         return True
 
     @svc.on_user_query
@@ -113,7 +115,7 @@ async def running(
 
 async def register_puppet(svc: AppService, localpart: str) -> None:
     req = ReqRegister(username=localpart, type="m.login.application_service", inhibit_login=True)
-    await svc.bot.register(req)
+    await svc.bot.client.register(req)
 
 
 async def user_room(run: Running) -> tuple[Client, str]:
@@ -143,15 +145,16 @@ async def test_a_puppet_sends_into_the_room(running: Running) -> None:
     localpart = f"{running.synapse.user_namespace_prefix}p{secrets.token_hex(4)}"
     puppet_id = f"@{localpart}:{running.synapse.server_name}"
     await register_puppet(running.svc, localpart)
+    # svc.intent joins the public room by itself before sending (the cache knows nothing yet)
     puppet = running.svc.intent(puppet_id)
-    await puppet.join_room(room)
-    sent = await puppet.send_text(room, "from the puppet")
+    sent_id = await puppet.send_text(room, "from the puppet")
     history = await client.messages(room, dir="b", limit=10)
-    mine = [e for e in history.chunk if e.id == sent.event_id]
+    mine = [e for e in history.chunk if e.id == sent_id]
     assert [(e.sender, e.body()) for e in mine] == [(puppet_id, "from the puppet")]
-    # the homeserver echoes it to us; it is marked as ours
-    await until(lambda: sent.event_id in running.ids(), "the echo")
-    echo = next(e for e in running.seen if e.id == sent.event_id)
+    # the homeserver echoes it to us; it is marked as ours, and the cache saw the puppet join
+    await until(lambda: sent_id in running.ids(), "the echo")
+    assert await running.svc.state_cache.membership(room, puppet_id) == "join"
+    echo = next(e for e in running.seen if e.id == sent_id)
     assert running.svc.is_echo(echo)
     await client.aclose()
 
