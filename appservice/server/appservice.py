@@ -36,7 +36,7 @@ from appservice.server.dispatcher import Dispatcher
 from appservice.server.fastevent import event_from_payload
 from appservice.server.http import M_LIMIT_EXCEEDED, M_UNKNOWN, MatrixHTTPError
 from appservice.server.inbox import Inbox, InboxItem, MemoryInbox, now_ms
-from appservice.server.metrics import ServerMetrics
+from appservice.server.metrics import MetricsExposition, ServerMetrics, ServerSource
 from appservice.server.payloads import DeviceLists, OTKCounts, ToDeviceEvent
 from appservice.server.routes import build_app
 from appservice.server.sql_inbox import SQLInbox, Synchronous
@@ -166,6 +166,9 @@ class AppService:
         self.pings_received: deque[str | None] = deque(maxlen=100)
         self.client = Client(
             homeserver_url, self._bot_user_id or "", registration.as_token, http=http
+        )
+        self._exposition = MetricsExposition(
+            ServerSource(self.metrics, lambda: self._dispatcher), self.client.request_stats
         )
         self._state_cache: StateCache | None = state_cache
         if state_cache is None and database_url is None:
@@ -443,7 +446,7 @@ class AppService:
 
     def metrics_text(self) -> str:
         """Prometheus exposition of the intake and dispatch counters."""
-        return self.metrics.render(self._dispatcher)
+        return self._exposition.text()
 
     # --- dispatch -----------------------------------------------------------------------------
 
