@@ -433,8 +433,8 @@ async def test_health_and_metrics_need_no_token(svc: AppService, http: httpx.Asy
     )
     await svc.dispatcher.wait_idle()
     text = (await http.get("/metrics")).text
-    assert "appservice_transactions_accepted_total 1\n" in text
-    assert "appservice_items_accepted_total 1\n" in text
+    assert "appservice_transactions_accepted_total 1.0\n" in text
+    assert "appservice_items_accepted_total 1.0\n" in text
 
 
 async def test_not_started_is_503_and_ready_says_so(registration: Registration) -> None:
