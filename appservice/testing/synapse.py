@@ -116,6 +116,25 @@ class SynapseServer:
         """The full user ID for `localpart` on this server."""
         return f"@{localpart}:{self.server_name}"
 
+    def bridge_config(self, database: str) -> dict[str, Any]:
+        """The `homeserver` and `appservice` sections of a bridge config (see
+        `appservice.bridge.config`) matching this server's appservice registration."""
+        return {
+            "homeserver": {"address": self.url, "domain": self.server_name},
+            "appservice": {
+                "address": self.appservice_url,
+                "hostname": "127.0.0.1",
+                "port": self.appservice_port,
+                "id": self.appservice_id,
+                "bot_username": self.sender_localpart,
+                "as_token": self.as_token,
+                "hs_token": self.hs_token,
+                "database": database,
+                "user_prefix": self.user_namespace_prefix,
+                "alias_prefix": self.alias_namespace_prefix,
+            },
+        }
+
     async def register_user(
         self, localpart: str | None = None, *, admin: bool = False
     ) -> RegisteredUser:

@@ -21,20 +21,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from appservice.bridge.config import BridgeConfig
+
+if TYPE_CHECKING:
+    from appservice.testing import SynapseServer
 
 __all__ = [
+    "BOT_NICK",
     "HOST",
     "IrcLine",
     "IrcTestClient",
     "NgircdError",
     "NgircdServer",
+    "bridge_config",
     "find_ngircd",
     "free_port",
     "parse_line",
 ]
 
 HOST: Final = "127.0.0.1"
+BOT_NICK: Final = "relaybot"
 START_TIMEOUT: Final = 10.0
 STOP_TIMEOUT: Final = 5.0
 _LOG_TAIL_LINES: Final = 30
@@ -385,3 +393,28 @@ class IrcTestClient:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def bridge_config(
+    synapse: SynapseServer,
+    database: str,
+    irc: NgircdServer,
+    admin: str,
+    network: dict[str, Any] | None = None,
+) -> BridgeConfig:
+    """An IRC bridge config for a test Synapse's registration and ngIRCd ``irc``: relay mode,
+    ``admin`` an admin and the server's users plain users, fast reconnects, no flood pacing
+    to speak of; ``network`` overrides keys of the network section."""
+    sections = synapse.bridge_config(database)
+    sections["bridge"] = {"permissions": {synapse.server_name: "user", admin: "admin"}}
+    sections["network"] = {
+        "connector": "bridges.irc:create_connector",
+        "server": {"host": irc.host, "port": irc.port},
+        "nick": BOT_NICK,
+        "flood_burst": 20,
+        "flood_rate": 50,
+        "reconnect_max_delay": 1.0,
+        "connect_timeout": 10,
+        **(network or {}),
+    }
+    return BridgeConfig.from_dict(sections)

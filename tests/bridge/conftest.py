@@ -17,29 +17,13 @@ def bridge_config(
     synapse: SynapseServer, database: str, *, permissions: dict[str, str] | None = None
 ) -> BridgeConfig:
     """A config matching the test Synapse's appservice registration."""
-    return BridgeConfig.from_dict(
-        {
-            "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-            "appservice": {
-                "address": synapse.appservice_url,
-                "hostname": "127.0.0.1",
-                "port": synapse.appservice_port,
-                "id": synapse.appservice_id,
-                "bot_username": synapse.sender_localpart,
-                "bot_displayname": "Test bridge bot",
-                "as_token": synapse.as_token,
-                "hs_token": synapse.hs_token,
-                "database": database,
-                "user_prefix": synapse.user_namespace_prefix,
-                "alias_prefix": synapse.alias_namespace_prefix,
-                "ephemeral_events": True,
-            },
-            "bridge": {
-                "permissions": permissions or {synapse.server_name: "user"},
-                "command_prefix": "!br",
-            },
-        }
-    )
+    sections = synapse.bridge_config(database)
+    sections["appservice"] |= {"bot_displayname": "Test bridge bot", "ephemeral_events": True}
+    sections["bridge"] = {
+        "permissions": permissions or {synapse.server_name: "user"},
+        "command_prefix": "!br",
+    }
+    return BridgeConfig.from_dict(sections)
 
 
 @dataclass

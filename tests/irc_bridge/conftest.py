@@ -19,50 +19,9 @@ from appservice.bridge.config import BridgeConfig
 from appservice.testing import SynapseServer
 from bridges.irc import IRCConnector, create_connector
 from bridges.irc.pytest_fixtures import fresh_ngircd, irc_client, ngircd, require_ngircd
-from bridges.irc.testing import IrcLine, IrcTestClient, NgircdServer
+from bridges.irc.testing import BOT_NICK, IrcLine, IrcTestClient, NgircdServer, bridge_config
 
-__all__ = ["fresh_ngircd", "irc_client", "ngircd"]
-
-BOT_NICK = "relaybot"
-
-
-def bridge_config(
-    synapse: SynapseServer,
-    database: str,
-    irc: NgircdServer,
-    admin: str,
-    network: dict[str, Any] | None = None,
-) -> BridgeConfig:
-    """A bridge config for the test Synapse's registration and the given ngIRCd."""
-    return BridgeConfig.from_dict(
-        {
-            "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-            "appservice": {
-                "address": synapse.appservice_url,
-                "hostname": "127.0.0.1",
-                "port": synapse.appservice_port,
-                "id": synapse.appservice_id,
-                "bot_username": synapse.sender_localpart,
-                "as_token": synapse.as_token,
-                "hs_token": synapse.hs_token,
-                "database": database,
-                "user_prefix": synapse.user_namespace_prefix,
-                "alias_prefix": synapse.alias_namespace_prefix,
-            },
-            "bridge": {"permissions": {synapse.server_name: "user", admin: "admin"}},
-            "network": {
-                "connector": "bridges.irc:create_connector",
-                "server": {"host": irc.host, "port": irc.port},
-                "nick": BOT_NICK,
-                "flood_burst": 20,
-                "flood_rate": 50,
-                "reconnect_max_delay": 1.0,
-                "connect_timeout": 10,
-                **(network or {}),
-            },
-        }
-    )
-
+__all__ = ["BOT_NICK", "fresh_ngircd", "irc_client", "ngircd"]
 
 Nudge = Callable[[], Awaitable[None]]
 NUDGE_EVERY = 3.0

@@ -133,7 +133,7 @@ async def test_failing_handler_is_retried_then_parked_and_the_room_goes_on(
     assert any("$ev1-!r:x" in m and "!r:x" in m and "attempt 1 of 3" in m for m in logged)
     assert any("parked" in m and "$ev1-!r:x" in m for m in logged)
     text_metrics = svc.metrics_text()
-    assert "appservice_items_failed_total 1\n" in text_metrics
+    assert "appservice_items_failed_total 1.0\n" in text_metrics
 
 
 async def test_retry_resumes_at_the_failing_handler(registration: Registration) -> None:
