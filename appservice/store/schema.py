@@ -230,19 +230,3 @@ bridge_message = Table(
         ondelete="CASCADE",
     ),
 )
-
-# --- outgoing sends: a retried send after a restart reuses its txnId -----------------------------
-
-# Caller's idempotency key -> the txnId of its send; event_id is set once answered.
-out_txn = Table(
-    "out_txn",
-    metadata,
-    Column("key", Text, nullable=False),
-    Column("txn_id", Text, nullable=False, unique=True),
-    Column("user_id", Text, nullable=False),
-    Column("room_id", Text, nullable=False),
-    Column("event_id", Text, nullable=True),
-    Column("created_at", BigInteger, nullable=False),
-    Column("sent_at", BigInteger, nullable=True),
-    PrimaryKeyConstraint("key"),
-)

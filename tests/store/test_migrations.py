@@ -36,7 +36,7 @@ def _drifted_metadata() -> MetaData:
     drifted = MetaData()
     for table in s.metadata.tables.values():
         table.to_metadata(drifted)
-    drifted.tables["out_txn"].append_column(Column("zz_forgotten", Text, nullable=True))
+    drifted.tables["bridge_user"].append_column(Column("zz_forgotten", Text, nullable=True))
     drifted.tables["as_txn"].c.event_count.type = BigInteger()
     return drifted
 

@@ -1,4 +1,4 @@
-"""Create the store schema: ownership, Storer, transactions and inbox, state cache, bridge, sends.
+"""Create the store schema: ownership, Storer, transactions and inbox, state cache, bridge.
 
 Revision ID: 0001
 Revises:
@@ -164,18 +164,6 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("event_id", name="uq_bridge_message_event_id"),
     )
-    op.create_table(
-        "out_txn",
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("txn_id", sa.Text(), nullable=False),
-        sa.Column("user_id", sa.Text(), nullable=False),
-        sa.Column("room_id", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("sent_at", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("key", name="pk_out_txn"),
-        sa.UniqueConstraint("txn_id", name="uq_out_txn_txn_id"),
-    )
     owner = str(context.config.attributes.get("owner") or "appservice")
     op.bulk_insert(meta, [{"key": "owner", "value": owner}])
 
@@ -183,7 +171,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop every table (children before parents)."""
     for table in (
-        "out_txn",
         "bridge_message",
         "bridge_user",
         "bridge_puppet",
