@@ -196,4 +196,7 @@ def configure_logging(
     handler.setFormatter(JSONFormatter() if settings.format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request at INFO (a line per bridged message); the client's own logs and
+    # metrics already tell failures and retries, so its lines show only when debugging.
+    logging.getLogger("httpx").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     return handler

@@ -591,3 +591,16 @@ def test_configure_logging_replaces_its_own_handler() -> None:
     assert first.getvalue() == ""
     assert second.getvalue().count("once") == 1
     assert logging.getLogger().level == logging.WARNING
+
+
+def test_httpx_request_lines_only_when_debugging() -> None:
+    stream = io.StringIO()
+    configure_logging(LoggingConfig("INFO", "text"), stream=stream)
+    logging.getLogger("httpx").info('HTTP Request: PUT http://hs/send "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx").warning("a warning still shows")
+    assert "HTTP Request" not in stream.getvalue()
+    assert "a warning still shows" in stream.getvalue()
+    configure_logging(LoggingConfig("DEBUG", "text"), stream=stream)
+    logging.getLogger("httpx").info('HTTP Request: PUT http://hs/send "HTTP/1.1 200 OK"')
+    assert "HTTP Request" in stream.getvalue()
+    configure_logging(LoggingConfig("WARNING", "text"), stream=io.StringIO())  # quiet again
