@@ -5,8 +5,6 @@
 Servers, each in its own process pinned to CPU 0 (the load generator is pinned to CPU 1):
   ours-sqlite   appservice.AppService, durable intake on SQLite (WAL, synchronous=FULL)
   ours-sqlite-normal  the same with synchronous=NORMAL (survives a killed process, not power loss)
-  ours-sqlite-pidx    ours-sqlite with the inbox index proposed to the store (a partial index
-                      on seq WHERE state = 0 instead of (state, room_id, seq))
   ours-memory   appservice.AppService with the in-memory inbox
   mautrix       mautrix-python's AppService (aiohttp), handlers counting events
   bare          starlette + uvicorn that parses with orjson and counts (the floor)
@@ -46,12 +44,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 KINDS = [
     "ours-sqlite",
     "ours-sqlite-normal",
-    "ours-sqlite-pidx",
     "ours-memory",
     "mautrix",
     "bare",
 ]
-PROPOSED_INDEX = "CREATE INDEX ix_inbox_pending ON inbox (seq) WHERE state = 0"
 
 
 # --- the servers (run in a child process: --serve KIND) ---------------------------------------
@@ -138,8 +134,6 @@ def _ours_app(kind: str, workdir: str) -> Any:
     else:
         sync: Literal["NORMAL", "FULL"] = "NORMAL" if kind == "ours-sqlite-normal" else "FULL"
         db = Path(workdir) / f"{kind}.db"
-        if kind == "ours-sqlite-pidx":
-            _swap_index(db)
         svc = AppService(
             reg, "http://127.0.0.1:1", database_url=f"sqlite+aiosqlite:///{db}",
             sqlite_synchronous=sync, max_pending=1_000_000,
@@ -162,25 +156,6 @@ def _ours_app(kind: str, workdir: str) -> Any:
         await inner(scope, receive, send)
 
     return app
-
-
-def _swap_index(db: Path) -> None:
-    """Create the schema through the store, then put the proposed partial index in place."""
-    import sqlite3
-
-    from appservice.store import SQLStore
-
-    async def create() -> None:
-        store = SQLStore(f"sqlite+aiosqlite:///{db}")
-        await store.open()
-        await store.close()
-
-    asyncio.run(create())
-    conn = sqlite3.connect(db)
-    conn.execute("DROP INDEX ix_inbox_state_room_id_seq")
-    conn.execute(PROPOSED_INDEX)
-    conn.commit()
-    conn.close()
 
 
 async def _serve_mautrix(port: int) -> None:
@@ -422,7 +397,6 @@ async def main_async(args: argparse.Namespace) -> int:
 
     ratio("ours-sqlite", "mautrix", 4.0)
     ratio("ours-sqlite-normal", "mautrix", 4.0)
-    ratio("ours-sqlite-pidx", "mautrix", 4.0)
     ratio("ours-memory", "bare", 0.5)
     ratio("ours-sqlite", "bare", 0.0)
     return 0 if ok else 1

@@ -57,9 +57,12 @@ def _row_item(row: Sequence[Any]) -> InboxItem:
 
 
 _SELECT = "SELECT seq, txn_id, kind, room_id, body, attempts, last_error FROM inbox"
+# Open transactions' items, from the first one on: a primary-key range (no index on state).
 _PENDING = (
-    "WHERE state = 0 AND txn_id IN (SELECT txn_id FROM as_txn WHERE done_at IS NULL) ORDER BY seq"
+    "WHERE seq >= (SELECT MIN(first_seq) FROM as_txn WHERE done_at IS NULL) AND state = 0 "
+    "AND txn_id IN (SELECT txn_id FROM as_txn WHERE done_at IS NULL) ORDER BY seq"
 )
+_FIRST_SEQ = "UPDATE as_txn SET first_seq = ? WHERE txn_id = ?"
 _MARK_ITEMS = "UPDATE inbox SET state = 1, done_at = :now WHERE seq BETWEEN :a AND :b"
 _MARK_TXNS = "UPDATE as_txn SET done_at = :now WHERE txn_id = :t"
 _DELETE_DONE = (
@@ -290,8 +293,9 @@ class _SQLiteBackend:
             rows,
         )
         # One writer inside one write transaction: the rowids are contiguous.
-        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        return int(last) - len(rows) + 1
+        first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(rows) + 1
+        conn.execute(_FIRST_SEQ, (first, txn_id))
+        return first
 
     async def select(self, where: str) -> list[InboxItem]:
         rows = await self._run(lambda: self._c().execute(f"{_SELECT} {where}").fetchall())
@@ -328,6 +332,7 @@ _PG_TXN = text(
     "INSERT INTO as_txn (txn_id, received_at, event_count, done_at) VALUES (:t, :now, :n, :d) "
     "ON CONFLICT (txn_id) DO NOTHING"
 )
+_PG_FIRST_SEQ = text("UPDATE as_txn SET first_seq = :s WHERE txn_id = :t")
 _PG_ITEMS = text(
     "INSERT INTO inbox (txn_id, kind, room_id, body, state, attempts) "
     "SELECT :t, u.k, u.r, u.b, 0, 0 FROM unnest("
@@ -372,6 +377,7 @@ class _EngineBackend:
             )
             # nextval() follows the ORDER BY, so ascending seqs are the items' order.
             seqs = sorted(int(r[0]) for r in rows)
+            await conn.execute(_PG_FIRST_SEQ, {"s": seqs[0], "t": txn_id})
         return [
             InboxItem(seq, txn_id, kind, room_id, payload)
             for seq, (kind, room_id, payload) in zip(seqs, items, strict=True)

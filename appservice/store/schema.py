@@ -103,7 +103,15 @@ as_txn = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("event_count", Integer, nullable=False, server_default=text("0")),
     Column("done_at", BigInteger, nullable=True),
+    Column("first_seq", BigInteger, nullable=True),
     PrimaryKeyConstraint("txn_id"),
+    # Transactions still being handled, by their first inbox item: where a restart resumes.
+    Index(
+        "ix_as_txn_open",
+        "first_seq",
+        sqlite_where=text("done_at IS NULL"),
+        postgresql_where=text("done_at IS NULL"),
+    ),
 )
 
 INBOX_PENDING = 0
@@ -125,7 +133,14 @@ inbox = Table(
     Column("last_error", Text, nullable=True),
     Column("done_at", BigInteger, nullable=True),
     PrimaryKeyConstraint("seq"),
-    Index("ix_inbox_state_room_id_seq", "state", "room_id", "seq"),
+    # Parked items only: a partial index costs intake nothing (items arrive in state 0), and
+    # pending items are found by seq range from ``as_txn.first_seq`` instead.
+    Index(
+        "ix_inbox_failed",
+        "seq",
+        sqlite_where=text("state = 2"),
+        postgresql_where=text("state = 2"),
+    ),
     sqlite_autoincrement=True,  # never reuse a seq, even after the newest rows are pruned
 )
 

@@ -13,7 +13,9 @@ network I/O, and never open ``reading()`` or ``transaction()`` inside another in
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -115,7 +117,7 @@ class SQLStore:
                     ensure_schema, url, self.owner, upgrade=self.upgrade
                 )
             if engines.is_sqlite(url) and not engines.is_memory_sqlite(url):
-                await _enable_wal(engine, url)
+                await _enable_wal(engine, url, self.options.busy_timeout_ms / 1000)
         except BaseException as err:
             await engine.dispose()
             if created:
@@ -346,14 +348,27 @@ async def database_status(
         await engine.dispose()
 
 
-async def _enable_wal(engine: AsyncEngine, url: URL) -> None:
-    """Switch a SQLite file to WAL (persistent); must run outside any transaction."""
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        cursor = await driver.execute("PRAGMA journal_mode = WAL")
-        row = await cursor.fetchone()
-        await cursor.close()
+async def _enable_wal(engine: AsyncEngine, url: URL, wait: float) -> None:
+    """Switch a SQLite file to WAL (persistent); must run outside any transaction.
+
+    The switch needs the file to itself and SQLite does not wait for that on the busy timeout:
+    while another connection (another store opening it at the same time) holds it, try again
+    for up to ``wait`` seconds.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                cursor = await driver.execute("PRAGMA journal_mode = WAL")
+                row = await cursor.fetchone()
+                await cursor.close()
+            break
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
     mode = str(row[0]).lower() if row else "?"
     if mode != "wal":
         log.warning("SQLite %s: journal_mode is %s, not wal", engines.safe_url(url), mode)

@@ -17,6 +17,7 @@ from appservice.events import Event
 from appservice.registration import Registration
 from appservice.server import AppService, SQLInbox
 from appservice.server.inbox import STATE_DONE, STATE_FAILED, STATE_PENDING, now_ms
+from appservice.server.sql_inbox import _PENDING
 from appservice.server.transaction import parse_transaction
 from tests.server.conftest import message, txn_body
 
@@ -331,5 +332,34 @@ async def test_concurrent_deliveries_share_a_commit_and_dedup_inside_it(
         stored = await rows(engine, "SELECT seq, txn_id FROM inbox ORDER BY seq")
         returned = sorted((i.seq, i.txn_id) for r in results if r for i in r)
         assert [(s, t) for s, t in stored] == returned  # what each caller got is what is stored
+    finally:
+        await inbox.close()
+
+
+async def test_resume_finds_pending_items_by_seq_range_not_a_scan(
+    engine: AsyncEngine, backend: str
+) -> None:
+    """Intake writes no index entry per item; a restart still finds what is pending cheaply."""
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    try:
+        done = await inbox.accept("done", parse_transaction(txn_body([message("!a:x", 1)])))
+        open_ = await inbox.accept(
+            "open", parse_transaction(txn_body([message("!a:x", 2), message("!b:x", 3)]))
+        )
+        assert done is not None
+        assert open_ is not None
+        await inbox.mark_done([], ["done"])
+        await inbox.mark_done(open_[:1], [])
+        first = await rows(engine, "SELECT txn_id, first_seq FROM as_txn ORDER BY txn_id")
+        assert first == [("done", done[0].seq), ("open", open_[0].seq)]
+        assert [i.seq for i in await inbox.pending()] == [open_[1].seq]
+        if backend == "sqlite":
+            plan = await rows(engine, "EXPLAIN QUERY PLAN SELECT seq FROM inbox " + _PENDING)
+            steps = " | ".join(str(r[-1]) for r in plan)
+            assert "SEARCH inbox USING INTEGER PRIMARY KEY (rowid>?)" in steps, steps
+            assert "SCAN inbox" not in steps, steps
+            plan = await rows(engine, "EXPLAIN QUERY PLAN SELECT seq FROM inbox WHERE state = 2")
+            assert "ix_inbox_failed" in str(plan[-1][-1])
     finally:
         await inbox.close()

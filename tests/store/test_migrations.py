@@ -94,7 +94,12 @@ def test_migrations_ship_inside_the_package_and_alembic_ini_points_there() -> No
 
 def test_tables_the_server_writes_sql_against() -> None:
     """Names and columns other layers rely on (the brief's table contract)."""
-    assert {c.name for c in s.as_txn.columns} >= {"txn_id", "received_at", "event_count"}
+    assert {c.name for c in s.as_txn.columns} >= {
+        "txn_id",
+        "received_at",
+        "event_count",
+        "first_seq",
+    }
     assert [c.name for c in s.inbox.columns] == [
         "seq",
         "txn_id",
@@ -106,8 +111,12 @@ def test_tables_the_server_writes_sql_against() -> None:
         "last_error",
         "done_at",
     ]
-    index = next(iter(s.inbox.indexes))
-    assert [c.name for c in index.columns] == ["state", "room_id", "seq"]
+    (index,) = s.inbox.indexes  # parked items only: intake writes no index entry
+    assert [c.name for c in index.columns] == ["seq"]
+    assert str(index.dialect_options["sqlite"]["where"]) == "state = 2"
+    (index,) = s.as_txn.indexes  # where a restart resumes
+    assert [c.name for c in index.columns] == ["first_seq"]
+    assert str(index.dialect_options["postgresql"]["where"]) == "done_at IS NULL"
     assert (s.INBOX_PENDING, s.INBOX_DONE, s.INBOX_FAILED) == (0, 1, 2)
 
 

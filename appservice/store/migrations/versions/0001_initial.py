@@ -64,7 +64,15 @@ def upgrade() -> None:
         sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.Column("event_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("done_at", sa.BigInteger(), nullable=True),
+        sa.Column("first_seq", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("txn_id", name="pk_as_txn"),
+    )
+    op.create_index(
+        "ix_as_txn_open",
+        "as_txn",
+        ["first_seq"],
+        sqlite_where=sa.text("done_at IS NULL"),
+        postgresql_where=sa.text("done_at IS NULL"),
     )
     op.create_table(
         "inbox",
@@ -80,7 +88,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_inbox"),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_inbox_state_room_id_seq", "inbox", ["state", "room_id", "seq"])
+    op.create_index(
+        "ix_inbox_failed",
+        "inbox",
+        ["seq"],
+        sqlite_where=sa.text("state = 2"),
+        postgresql_where=sa.text("state = 2"),
+    )
     op.create_table(
         "cache_room",
         sa.Column("room_id", sa.Text(), nullable=False),
