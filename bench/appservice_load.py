@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import socket
@@ -28,11 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+from _machine import machine, package_versions
 
 HS_TOKEN = "h" * 64
 AS_TOKEN = "a" * 64
@@ -346,22 +345,14 @@ async def drive(
             proc.wait()
 
 
-def machine() -> str:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    libs = ", ".join(
-        f"{name} {version(name)}"
-        for name in ("starlette", "uvicorn", "uvloop", "httptools", "orjson", "mautrix", "aiohttp")
-    )
+def machine_line() -> str:
+    """Where this ran: the machine, Python, SQLite and the servers' libraries."""
+    libs = ("starlette", "uvicorn", "uvloop", "httptools", "orjson", "mautrix", "aiohttp")
     import sqlite3
 
     return (
-        f"{platform.node()} {platform.machine()} {model}, {os.cpu_count()} CPUs; "
-        f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; {libs}"
+        f"{machine()}; Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
+        f"{package_versions(libs)}"
     )
 
 
@@ -372,7 +363,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"# {args.transactions} transactions of {EVENTS_PER_TXN} events (~{size / 1024:.1f} KiB),"
           f" {args.warmup} warm-up, concurrency {args.concurrency}; server on CPU {SERVER_CPU},"
           f" load generator on CPU {CLIENT_CPU}")  # fmt: skip
-    print(f"# {machine()}")
+    print(f"# {machine_line()}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="as-bench-") as workdir:
         for kind in args.servers:

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib.metadata
 import itertools
-import os
 import platform
 import resource
 import sys
@@ -31,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+from _machine import machine, package_versions
 from sqlalchemy import func, select
 
 from appservice.bridge import Bridge, ChatInfo, MatrixMessage, Portal, RemoteMessage, RemoteUser
@@ -78,6 +76,9 @@ class NoopHomeserver:
         return httpx.Response(200, json={})
 
 
+VERSIONED = ("appservice", "sqlalchemy", "aiosqlite", "asyncpg", "httpx")
+
+
 def rss_mb() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
@@ -107,15 +108,6 @@ def config(database: str) -> BridgeConfig:
             },
         }
     )
-
-
-def versions() -> str:
-    names = ("appservice", "sqlalchemy", "aiosqlite", "asyncpg", "httpx")
-    found = []
-    for name in names:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{name} {importlib.metadata.version(name)}")
-    return ", ".join(found)
 
 
 async def run(args: argparse.Namespace, database: str) -> int:
@@ -154,11 +146,8 @@ async def run(args: argparse.Namespace, database: str) -> int:
         await bridge.stop()
         await http.aclose()
     now, peak = rss_mb()
-    print(
-        f"machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"{os.cpu_count()} CPUs; Python {platform.python_version()}"
-    )
-    print(f"versions: {versions()}")
+    print(f"machine: {machine()}; Python {platform.python_version()}")
+    print(f"versions: {package_versions(VERSIONED)}")
     print(f"database: {bridge.config.appservice.database.split('@')[-1]}")
     print(
         f"rows: {counts[0]} puppets, {counts[1]} portals, {counts[2]} messages; "

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
-import os
 import platform
 import sqlite3
 import statistics
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import sqlalchemy
+from _machine import machine, package_versions
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
@@ -161,23 +159,6 @@ async def bench_postgres(args: argparse.Namespace) -> tuple[Result, str]:
     return result, info
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def version_of(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--transactions", type=int, default=1000)
@@ -196,11 +177,10 @@ async def main() -> None:
     print(
         "appservice store benchmark: append one transaction (as_txn row + N inbox rows) per commit"
     )
-    print(f"machine:   {os.cpu_count()} CPUs, {cpu_model()}, {platform.platform()}")
+    print(f"machine:   {machine()}")
     print(
-        f"versions:  Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"aiosqlite {version_of('aiosqlite')}, asyncpg {version_of('asyncpg')}, "
-        f"orjson {version_of('orjson')}"
+        f"versions:  Python {platform.python_version()}, "
+        f"{package_versions(('sqlalchemy', 'aiosqlite', 'asyncpg', 'orjson'))}"
     )
     print(
         f"load:      {args.transactions} transactions x {args.events} events "
