@@ -72,10 +72,14 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._batch = batch_per_turn
+        # A room has a lane while it has items or a worker runs it (then it is not in _ready).
         self._rooms: dict[str, deque[InboxItem]] = {}
-        self._scheduled: set[str] = set()
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
-        self._done: list[InboxItem] = []
+        self._ready: deque[str] = deque()  # rooms with items and no worker, in FIFO order
+        self._idle: deque[asyncio.Future[None]] = deque()  # each idle worker's wake-up
+        self._waking = 0  # workers woken that have not resumed yet
+        # Handled items of transactions still in progress, by txnId, until the next flush (a
+        # transaction's entry goes once it is complete: it is marked done as a whole).
+        self._done: dict[str, list[InboxItem]] = {}
         self._completed: list[str] = []
         self._txn_left: dict[str, int] = {}
         self._done_signal = asyncio.Event()
@@ -95,7 +99,7 @@ class Dispatcher:
 
     def submit(self, items: Iterable[InboxItem]) -> None:
         """Queue items (already accepted in the inbox) behind earlier items of their rooms."""
-        rooms, scheduled, ready, left = self._rooms, self._scheduled, self._ready, self._txn_left
+        rooms, ready, left = self._rooms, self._ready, self._txn_left
         n = 0
         for item in items:
             n += 1
@@ -104,11 +108,28 @@ class Dispatcher:
             lane = rooms.get(room)
             if lane is None:
                 lane = rooms[room] = deque()
+                ready.append(room)
             lane.append(item)
-            if room not in scheduled:
-                scheduled.add(room)
-                ready.put_nowait(room)
         self._pending += n
+        if ready and not self._waking:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake one idle worker, if any.
+
+        Rooms get workers without one wake-up per room: a worker runs ready rooms one after
+        the other and wakes the next idle worker only when it is about to wait inside a lane
+        (or on submit when no worker is awake), so with plain handlers one worker wake-up
+        serves a whole transaction, and with async handlers up to ``max_parallel_rooms`` rooms
+        still wait in their handlers at once.
+        """
+        idle = self._idle
+        while idle:
+            wake = idle.popleft()
+            if not wake.done():  # a cancelled worker's wake-up stays behind; skip it
+                wake.set_result(None)
+                self._waking += 1
+                return
 
     def start(self) -> None:
         """Start the workers and the done-mark flusher (idempotent)."""
@@ -155,51 +176,93 @@ class Dispatcher:
             self._flusher = None
         await self._flush_once()
         self._rooms.clear()
-        self._scheduled.clear()
-        self._ready = asyncio.Queue()
+        self._ready.clear()
+        self._idle.clear()
+        self._waking = 0
         self._txn_left.clear()
         self._pending = 0
 
     async def _worker(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        while not self._closing.is_set():
-            room = await self._ready.get()
-            self._busy.add(task)
-            try:
-                lane = self._rooms[room]
+        loop = asyncio.get_running_loop()
+        ready, rooms, idle, busy = self._ready, self._rooms, self._idle, self._busy
+        busy.add(task)
+        try:
+            while not self._closing.is_set():
+                if not ready:
+                    wake: asyncio.Future[None] = loop.create_future()
+                    idle.append(wake)
+                    busy.discard(task)
+                    try:
+                        await wake
+                    finally:
+                        if wake.done() and not wake.cancelled():
+                            self._waking -= 1
+                    busy.add(task)
+                    continue
+                room = ready.popleft()
+                lane = rooms[room]
                 await self._run_lane(lane)
                 if lane:
-                    self._ready.put_nowait(room)
+                    ready.append(room)  # batch_per_turn reached, or closing: behind the others
                 else:
-                    del self._rooms[room]
-                    self._scheduled.discard(room)
-            finally:
-                self._busy.discard(task)
+                    del rooms[room]
+        finally:
+            busy.discard(task)
 
     async def _run_lane(self, lane: deque[InboxItem]) -> None:
-        """Run up to ``batch_per_turn`` items of one room, in order (the hot loop)."""
-        handle, closing, stats, signal = self._handle, self._closing, self.stats, self._done_signal
+        """Run up to ``batch_per_turn`` items of one room, in order (the hot loop).
+
+        Items handled synchronously are collected per stretch of one transaction's items and
+        counted (``_handled``) before anything is awaited, so no other task sees a count lag
+        behind. ``closing`` is checked by the worker before the run and here after each wait:
+        only another task sets it, so it cannot change while no wait is in between.
+        """
+        handle, closing = self._handle, self._closing
         room_id_var.set(lane[0].room_id or "-")
         txn_id = ""
-        for _ in range(self._batch):
-            if not lane or closing.is_set():
-                break
-            item = lane.popleft()
-            if item.txn_id != txn_id:
-                txn_id = item.txn_id
-                txn_id_var.set(txn_id)
-            try:
-                pending = handle(item)
-                if pending is not None:
-                    await pending
-            except Exception as exc:
-                await self._run_failed(item, exc)
-            else:
-                self._done.append(item)  # not cached: the flusher swaps the list
-                self._finished(item)
-                stats.handled += 1
-                signal.set()
+        run: list[InboxItem] = []  # items of ``txn_id`` handled and not counted yet
+        try:
+            for _ in range(self._batch):
+                if not lane:
+                    break
+                item = lane.popleft()
+                if item.txn_id != txn_id:
+                    if run:
+                        self._handled(txn_id, run)
+                        run = []
+                    txn_id = item.txn_id
+                    txn_id_var.set(txn_id)
+                try:
+                    pending = handle(item)
+                except Exception as exc:
+                    pending = self._run_failed(item, exc)
+                else:
+                    if pending is None:
+                        run.append(item)
+                        continue
+                    pending = self._finish(item, pending)
+                if run:
+                    self._handled(txn_id, run)
+                    run = []
+                if self._ready and not self._waking:
+                    self._wake_one()  # the rooms behind this one need not wait for it
+                await pending
+                if closing.is_set():
+                    break
+        finally:
+            if run:
+                self._handled(txn_id, run)
+
+    async def _finish(self, item: InboxItem, pending: Awaitable[None]) -> None:
+        """Await a handler that did not finish synchronously; retry it should it raise."""
+        try:
+            await pending
+        except Exception as exc:
+            await self._run_failed(item, exc)
+        else:
+            self._handled(item.txn_id, [item])
 
     async def _run_failed(self, item: InboxItem, first: Exception) -> None:
         """Retry an item whose handler raised ``first`` until it succeeds or is parked."""
@@ -222,29 +285,39 @@ class Dispatcher:
             except Exception as again:
                 exc = again
                 continue
-            self._done.append(item)
-            self._finished(item)
-            self.stats.handled += 1
-            self._done_signal.set()
+            self._handled(item.txn_id, [item])
             return
 
-    def _finished(self, item: InboxItem) -> None:
-        """Count an item done or parked; a transaction with nothing left becomes complete."""
-        self._pending -= 1
-        txn_id = item.txn_id
-        left = self._txn_left[txn_id] - 1
+    def _handled(self, txn_id: str, items: list[InboxItem]) -> None:
+        """Count ``items`` of ``txn_id`` handled (the list is kept); wake the flusher."""
+        self.stats.handled += len(items)
+        if not self._finished(txn_id, len(items)):
+            done = self._done.get(txn_id)
+            if done is None:
+                self._done[txn_id] = items
+            else:
+                done += items
+        self._done_signal.set()
+
+    def _finished(self, txn_id: str, n: int = 1) -> bool:
+        """Count ``n`` items of ``txn_id`` handled or parked; True when that completes the
+        transaction (it is then marked as a whole, its items need no marks of their own)."""
+        self._pending -= n
+        left = self._txn_left[txn_id] - n
         if left:
             self._txn_left[txn_id] = left
-        else:
-            del self._txn_left[txn_id]
-            self._completed.append(txn_id)
+            return False
+        del self._txn_left[txn_id]
+        self._done.pop(txn_id, None)
+        self._completed.append(txn_id)
+        return True
 
     async def _after_failure(self, item: InboxItem, attempts: int, error: str) -> bool:
         """Park the item or wait before retrying; True to retry now."""
         try:
             if attempts >= self._max_attempts:
                 await self._inbox.mark_failed(item.seq, attempts, error)
-                self._finished(item)
+                self._finished(item.txn_id)
                 self.stats.failed += 1
                 self._done_signal.set()
                 self._changed.set()
@@ -280,18 +353,19 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
 
     async def _flush_once(self) -> bool:
-        batch, self._done = self._done, []
+        batch, self._done = self._done, {}
         completed, self._completed = self._completed, []
         if not batch and not completed:
             return True
-        whole = set(completed)
-        singles = [item for item in batch if item.txn_id not in whole]
+        singles = [item for items in batch.values() for item in items]
         self._flushing = True
         try:
             await self._inbox.mark_done(singles, completed)
         except Exception:
-            log.exception("could not mark %d items done; will retry", len(batch))
-            self._done[:0] = batch
+            log.exception("could not mark %d items done; will retry", len(singles))
+            for txn_id, items in batch.items():
+                if txn_id in self._txn_left:  # else complete meanwhile: marked as a whole
+                    self._done[txn_id] = items + self._done.get(txn_id, [])
             self._completed[:0] = completed
             self._done_signal.set()
             return False

@@ -97,6 +97,32 @@ async def test_rooms_run_in_parallel_up_to_the_bound(registration: Registration)
     assert most == 2
 
 
+async def test_a_room_waiting_to_retry_does_not_hold_up_the_others(
+    registration: Registration,
+) -> None:
+    svc = service(registration, retry_delay=30.0)
+    seen: list[str] = []
+    others_done = asyncio.Event()
+
+    @svc.on_event_type("m.room.message")
+    def on_message(event: Event) -> None:  # plain handlers: rooms still run beside the waiting one
+        if event.room_id == "!bad:x":
+            raise ConnectionError("remote down")
+        seen.append(event.room_id)
+        if len(seen) == 4:
+            others_done.set()
+
+    rooms = ["!bad:x", "!a:x", "!b:x", "!c:x"]
+    async with asyncio.timeout(10), svc:
+        await deliver(svc, "t0", txn_body([message("!a:x", 0)]))
+        await idle(svc)  # every worker is idle now: each room needs one woken for it
+        await deliver(svc, "t1", txn_body([message(room, i) for i, room in enumerate(rooms, 1)]))
+        await others_done.wait()
+        assert svc.dispatcher.pending == 1  # the failed item waits out its retry delay
+    assert seen == ["!a:x", *rooms[1:]]
+    assert await svc.inbox.pending() != []  # closing ended the wait; the item stays pending
+
+
 async def test_failing_handler_is_retried_then_parked_and_the_room_goes_on(
     registration: Registration, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
