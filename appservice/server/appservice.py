@@ -52,6 +52,7 @@ from appservice.server.transaction import (
 )
 from appservice.state_cache import (
     TRACKED_EVENT_TYPES,
+    CachedStateCache,
     MemoryStateCache,
     SQLStateCache,
     StateCache,
@@ -172,7 +173,9 @@ class AppService:
         )
         self._state_cache: StateCache | None = state_cache
         if state_cache is None and database_url is None:
-            self._state_cache = SQLStateCache(store) if store is not None else MemoryStateCache()
+            self._state_cache = (
+                CachedStateCache(SQLStateCache(store)) if store is not None else MemoryStateCache()
+            )
         self._bot_intent: Intent | None = None
         # The state cache sees membership, power level, encryption and create events before any
         # user handler, so intents answer "joined?" and "may I?" without a request.
@@ -324,7 +327,7 @@ class AppService:
             self._store = SQLStore(self._database_url)
             await self._store.open()
             if self._state_cache is None:
-                self._state_cache = SQLStateCache(self._store)
+                self._state_cache = CachedStateCache(SQLStateCache(self._store))
         try:
             inbox, resumed, pruned = await self._open_inbox()
         except BaseException:

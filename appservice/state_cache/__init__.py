@@ -5,7 +5,8 @@ send; the appservice server feeds it the state events it receives (``update_from
 ``update_from_events``) and intents record their own successful calls. ``membership()``
 answers ``None`` for UNKNOWN, which is not the same as "not joined" (``"leave"``).
 
-``SQLStateCache`` (durable, on an open ``SQLStore``) and ``MemoryStateCache`` (bounded LRU)
+``SQLStateCache`` (durable, on an open ``SQLStore``), ``MemoryStateCache`` (bounded LRU) and
+``CachedStateCache`` (memory answers over a durable cache; what the server uses on SQL)
 implement the ``StateCache`` protocol; ``RoomPower`` answers "may X do Y", room version 12
 creators included.
 """
@@ -19,6 +20,7 @@ from appservice.state_cache.base import (
     ProfileValue,
     StateCache,
 )
+from appservice.state_cache.cached import CachedStateCache
 from appservice.state_cache.memory import MemoryStateCache
 from appservice.state_cache.power import ACTIONS, RoomPower, creators_are_privileged
 from appservice.state_cache.sql import SQLStateCache
@@ -28,6 +30,7 @@ __all__ = [
     "KEEP",
     "MEMBERSHIPS",
     "TRACKED_EVENT_TYPES",
+    "CachedStateCache",
     "Keep",
     "Member",
     "MemoryStateCache",

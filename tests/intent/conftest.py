@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appservice.state_cache import MemoryStateCache, SQLStateCache, StateCache
+from appservice.state_cache import CachedStateCache, MemoryStateCache, SQLStateCache, StateCache
 from appservice.store import SQLStore
 from tests.store.conftest import NewDatabase, new_pg_database
 
@@ -32,13 +32,18 @@ async def sql_url(
     return await new_pg_database()
 
 
-@pytest.fixture(params=["memory", *SQL_PARAMS])
+@pytest.fixture(params=["memory", *SQL_PARAMS, "cached-sqlite"])
 async def state_cache(
     request: pytest.FixtureRequest, tmp_path: Path, new_pg_database: NewDatabase
 ) -> AsyncIterator[StateCache]:
-    """An empty state cache: MemoryStateCache, or SQLStateCache on SQLite or PostgreSQL."""
+    """An empty state cache: MemoryStateCache, SQLStateCache on SQLite or PostgreSQL, or
+    CachedStateCache over SQLStateCache on SQLite."""
     if request.param == "memory":
         yield MemoryStateCache()
+        return
+    if request.param == "cached-sqlite":
+        async with SQLStore(f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}") as store:
+            yield CachedStateCache(SQLStateCache(store))
         return
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}"

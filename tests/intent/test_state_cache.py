@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from appservice.events import Event
 from appservice.state_cache import (
     KEEP,
+    CachedStateCache,
     Member,
     MemoryStateCache,
     RoomPower,
@@ -285,3 +287,84 @@ async def test_memory_cache_stays_bounded_with_many_puppets() -> None:
 def test_memory_cache_rejects_bad_bounds() -> None:
     with pytest.raises(ValueError, match="max_members must be a positive int"):
         MemoryStateCache(max_members=0)
+
+
+# --- CachedStateCache: answers from memory, exact after writes ------------------------------
+
+
+class CountingCache(MemoryStateCache):
+    """A durable cache stand-in that counts lookups and can hold one ``member`` lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.member_reads = 0
+        self.registered_reads = 0
+        self.hold: asyncio.Event | None = None
+
+    async def member(self, room_id: str, user_id: str) -> Member | None:
+        self.member_reads += 1
+        found = await super().member(room_id, user_id)
+        if self.hold is not None:
+            await self.hold.wait()
+        return found
+
+    async def is_registered(self, user_id: str) -> bool:
+        self.registered_reads += 1
+        return await super().is_registered(user_id)
+
+
+async def test_cached_cache_asks_the_durable_cache_once() -> None:
+    durable = CountingCache()
+    cache = CachedStateCache(durable)
+    await durable.set_membership(ROOM, "@p:x", "join", displayname="P")
+    await durable.mark_registered("@p:x")
+    for _ in range(3):
+        assert await cache.membership(ROOM, "@p:x") == "join"
+        assert await cache.member(ROOM, "@q:x") is None  # unknown is remembered too
+        assert await cache.is_registered("@p:x")
+        assert not await cache.is_registered("@q:x")  # never remembered: may change elsewhere
+    assert durable.member_reads == 2
+    assert durable.registered_reads == 4
+
+
+async def test_cached_cache_writes_through_and_forgets_what_they_change() -> None:
+    durable = CountingCache()
+    cache = CachedStateCache(durable)
+    assert await cache.membership(ROOM, "@p:x") is None
+    await cache.set_membership(ROOM, "@p:x", "join", displayname="P")
+    assert await durable.membership(ROOM, "@p:x") == "join"
+    assert await cache.member(ROOM, "@p:x") == Member("join", "P")
+    await cache.set_profile("@p:x", displayname="Q")
+    assert await cache.member(ROOM, "@p:x") == Member("join", "Q")
+    await cache.update_from_event(member_event("@p:x", "leave"))
+    assert await cache.membership(ROOM, "@p:x") == "leave"
+    await cache.set_members(ROOM, {"@p:x": Member("invite")})
+    assert await cache.membership(ROOM, "@p:x") == "invite"
+    await cache.mark_registered("@p:x")
+    assert await durable.is_registered("@p:x")
+    reads = durable.registered_reads
+    assert await cache.is_registered("@p:x")
+    assert durable.registered_reads == reads
+
+
+async def test_cached_cache_does_not_keep_a_read_that_raced_a_write() -> None:
+    durable = CountingCache()
+    cache = CachedStateCache(durable)
+    durable.hold = asyncio.Event()
+    reading = asyncio.create_task(cache.membership(ROOM, "@p:x"))
+    await asyncio.sleep(0)  # the lookup has read "unknown" and waits
+    durable.hold.set()
+    durable.hold = None
+    await cache.set_membership(ROOM, "@p:x", "join")
+    assert await reading is None  # the answer from before the write...
+    assert await cache.membership(ROOM, "@p:x") == "join"  # ...was not kept
+
+
+async def test_cached_cache_is_bounded() -> None:
+    cache = CachedStateCache(CountingCache(), max_registered=2, max_members=3)
+    for i in range(10):
+        await cache.mark_registered(f"@p{i}:x")
+        await cache.member(ROOM, f"@p{i}:x")
+    assert cache.sizes() == {"registered": 2, "members": 3}
+    with pytest.raises(ValueError, match="must be >= 1"):
+        CachedStateCache(CountingCache(), max_members=0)
