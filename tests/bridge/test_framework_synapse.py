@@ -8,6 +8,7 @@ reaches the homeserver. Alice is a real Matrix user with her own client (not cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -113,7 +114,10 @@ async def running(
 
     await bridge.start()
     try:
-        await bridge.svc.ping()  # Synapse retries anything it backed off on, now
+        # Synapse retries anything it backed off on now (else on its own backoff, so a ping
+        # that fails on a loaded machine is no failure).
+        with contextlib.suppress(HTTPError):
+            await bridge.svc.ping()
         await bridge.settle()
         yield run
     finally:

@@ -107,7 +107,7 @@ class Env:
     async def start_bridge(self) -> Bridge:
         self.bridge = Bridge(self.config, create_connector(self.config))
         await self.bridge.start()
-        await self.bridge.svc.ping()  # Synapse retries what it backed off on, now
+        await self.nudge()
         return self.bridge
 
     async def nudge(self) -> None:
