@@ -121,6 +121,7 @@ class AppService:
         max_body_bytes: int = 64 * 1024 * 1024,
         sqlite_synchronous: Synchronous | None = None,
         done_retention_ms: int = 7 * DAY_MS,
+        prune_interval: float = 3600.0,
         close_timeout: float = 10.0,
         thirdparty: ThirdPartyHandler | None = None,
         http: httpx.AsyncClient | None = None,
@@ -134,6 +135,8 @@ class AppService:
             raise ValueError("give at most one of database_url, store and inbox")
         if max_pending < 1 or max_body_bytes < 1:
             raise ValueError("max_pending and max_body_bytes must be >= 1")
+        if prune_interval <= 0:
+            raise ValueError("prune_interval must be > 0 (seconds)")
         self.registration = registration
         self.hs_token = registration.hs_token
         self.max_body_bytes = max_body_bytes
@@ -150,6 +153,8 @@ class AppService:
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._done_retention_ms = done_retention_ms
+        self._prune_interval = prune_interval
+        self._pruner: asyncio.Task[None] | None = None
         self._close_timeout = close_timeout
         self._event_handlers: dict[str, list[_Handler[Event]]] = {}
         self._ephemeral: list[_Handler[Event]] = []
@@ -347,6 +352,7 @@ class AppService:
         )
         self._dispatcher.submit(resumed)
         self._dispatcher.start()
+        self._pruner = asyncio.create_task(self._prune_loop(inbox), name="appservice-inbox-pruner")
         self._open = True
         log.info("appservice %s started: %d items resumed, %d old items pruned",
                  self.registration.id, len(resumed), pruned)  # fmt: skip
@@ -377,6 +383,10 @@ class AppService:
             await self.client.aclose()
             return
         self._open = False
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+            self._pruner = None
         if self._intake:
             await asyncio.gather(*self._intake, return_exceptions=True)
         assert self._dispatcher is not None
@@ -388,6 +398,19 @@ class AppService:
             self._store = None
             self._inbox = None
         await self.client.aclose()
+
+    async def _prune_loop(self, inbox: Inbox) -> None:
+        """Every ``prune_interval`` seconds, delete what the retention no longer keeps, so a
+        long-running service's inbox does not grow without end (start prunes too)."""
+        while True:
+            await asyncio.sleep(self._prune_interval)
+            try:
+                pruned = await inbox.prune(now_ms() - self._done_retention_ms)
+            except Exception:
+                log.exception("pruning the inbox failed; will try again")
+                continue
+            if pruned:
+                log.info("pruned %d handled inbox items", pruned)
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

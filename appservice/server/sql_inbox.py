@@ -65,10 +65,22 @@ _PENDING = (
 _FIRST_SEQ = "UPDATE as_txn SET first_seq = ? WHERE txn_id = ?"
 _MARK_ITEMS = "UPDATE inbox SET state = 1, done_at = :now WHERE seq BETWEEN :a AND :b"
 _MARK_TXNS = "UPDATE as_txn SET done_at = :now WHERE txn_id = :t"
-_DELETE_DONE = (
-    "DELETE FROM inbox WHERE (state = 1 AND done_at < :b) OR (state = 0 AND txn_id IN "
-    "(SELECT txn_id FROM as_txn WHERE done_at < :b))"
+# Pruning deletes by primary-key range, a chunk per commit, so it stays cheap however large the
+# inbox is: every item before the first item of the oldest open transaction and of the first
+# transaction received since ``:b`` is finished and older than the retention.
+_PRUNE_BOUND = (
+    "SELECT MIN(s) FROM ("
+    "SELECT MIN(first_seq) AS s FROM as_txn WHERE done_at IS NULL "
+    "UNION ALL SELECT s FROM (SELECT first_seq AS s FROM as_txn "
+    "WHERE received_at >= :b AND first_seq IS NOT NULL ORDER BY received_at LIMIT 1) AS young"
+    ") AS bounds"
 )
+_PRUNE_CHUNK = (
+    "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE seq < :s AND state <> 2 "
+    "ORDER BY seq LIMIT :n)"
+)
+_PRUNE_CHUNK_ROWS = 10_000
+_NO_BOUND = 2**62  # no open and no young transaction: every finished item may go
 
 
 class SQLInbox:
@@ -138,9 +150,15 @@ class SQLInbox:
         )
 
     async def prune(self, done_before_ms: int) -> int:
-        """Delete done items older than ``done_before_ms``, also those of transactions complete
-        before then (the txnIds stay, for dedup; parked items stay, for operators)."""
-        return await self._backend.delete_done(done_before_ms)
+        """Delete the items of complete transactions received before ``done_before_ms`` (the
+        txnIds stay, for dedup; parked items stay, for operators); how many were deleted."""
+        bound = await self._backend.prune_bound(done_before_ms)
+        total = 0
+        while True:
+            deleted = await self._backend.delete_before(bound, _PRUNE_CHUNK_ROWS)
+            total += deleted
+            if deleted < _PRUNE_CHUNK_ROWS:
+                return total
 
 
 class _SQLiteBackend:
@@ -320,10 +338,16 @@ class _SQLiteBackend:
                 conn.execute("ROLLBACK")
             raise
 
-    async def delete_done(self, before_ms: int) -> int:
+    async def prune_bound(self, before_ms: int) -> int:
         def run() -> int:
-            cur = self._m().execute(_DELETE_DONE, {"b": before_ms})
-            return int(cur.rowcount)
+            bound = self._m().execute(_PRUNE_BOUND, {"b": before_ms}).fetchone()[0]
+            return _NO_BOUND if bound is None else int(bound)
+
+        return await self._run(run)
+
+    async def delete_before(self, bound: int, limit: int) -> int:
+        def run() -> int:  # autocommit: one chunk per commit, intake goes on in between
+            return int(self._m().execute(_PRUNE_CHUNK, {"s": bound, "n": limit}).rowcount)
 
         return await self._run(run)
 
@@ -399,7 +423,12 @@ class _EngineBackend:
             if txns:
                 await conn.execute(text(_MARK_TXNS), txns)
 
-    async def delete_done(self, before_ms: int) -> int:
+    async def prune_bound(self, before_ms: int) -> int:
+        async with self._engine.connect() as conn:
+            bound = (await conn.execute(text(_PRUNE_BOUND), {"b": before_ms})).scalar()
+        return _NO_BOUND if bound is None else int(bound)
+
+    async def delete_before(self, bound: int, limit: int) -> int:
         async with self._engine.begin() as conn:
-            res = await conn.execute(text(_DELETE_DONE), {"b": before_ms})
+            res = await conn.execute(text(_PRUNE_CHUNK), {"s": bound, "n": limit})
         return int(res.rowcount)

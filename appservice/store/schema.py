@@ -105,6 +105,8 @@ as_txn = Table(
     Column("done_at", BigInteger, nullable=True),
     Column("first_seq", BigInteger, nullable=True),
     PrimaryKeyConstraint("txn_id"),
+    # Where pruning stops: the first transaction received within the retention.
+    Index("ix_as_txn_received_at", "received_at"),
     # Transactions still being handled, by their first inbox item: where a restart resumes.
     Index(
         "ix_as_txn_open",

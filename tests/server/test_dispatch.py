@@ -325,3 +325,23 @@ async def test_starts_and_accepts_while_the_homeserver_is_down(
         await deliver(svc, "t", txn_body([message("!r:x", 1)]))
         await idle(svc)
     assert seen == ["$ev1-!r:x"]
+
+
+async def test_a_running_service_prunes_handled_items(
+    registration: Registration, engine: AsyncEngine
+) -> None:
+    """No restart needed: the pruner deletes what the retention no longer keeps."""
+    svc = service(registration, inbox=SQLInbox(engine), done_retention_ms=0, prune_interval=0.05)
+    svc.on_event_type("m.room.message")(lambda event: None)
+    async with svc:
+        await deliver(svc, "t", txn_body([message("!r:x", i) for i in range(3)]))
+        await idle(svc)
+        async with asyncio.timeout(10):
+            while True:
+                async with engine.connect() as conn:
+                    left = (await conn.execute(text("SELECT COUNT(*) FROM inbox"))).scalar()
+                if left == 0:
+                    break
+                await asyncio.sleep(0.05)
+    with pytest.raises(ValueError, match="prune_interval"):
+        service(registration, prune_interval=0)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from appservice.events import Event
 from appservice.registration import Registration
-from appservice.server import AppService, SQLInbox
+from appservice.server import AppService, SQLInbox, sql_inbox
 from appservice.server.inbox import STATE_DONE, STATE_FAILED, STATE_PENDING, now_ms
 from appservice.server.sql_inbox import _PENDING
 from appservice.server.transaction import parse_transaction
@@ -227,8 +227,11 @@ async def test_bookkeeping_done_failed_attempts_prune(engine: AsyncEngine) -> No
         assert state[seqs[0]] == STATE_DONE
         assert state[seqs[4]] == STATE_FAILED
         assert await inbox.prune(now_ms() - 60_000) == 0
-        assert await inbox.prune(now_ms() + 60_000) == 3
-        assert len(await rows(engine, "SELECT seq FROM inbox")) == 3
+        # the items of a transaction still open stay until it completes
+        assert await inbox.prune(now_ms() + 60_000) == 0
+        await inbox.mark_done([accepted[2], accepted[5]], ["t"])
+        assert await inbox.prune(now_ms() + 60_000) == 5
+        assert await rows(engine, "SELECT seq FROM inbox") == [(seqs[4],)]  # parked stays
     finally:
         await inbox.close()
 
@@ -361,5 +364,33 @@ async def test_resume_finds_pending_items_by_seq_range_not_a_scan(
             assert "SCAN inbox" not in steps, steps
             plan = await rows(engine, "EXPLAIN QUERY PLAN SELECT seq FROM inbox WHERE state = 2")
             assert "ix_inbox_failed" in str(plan[-1][-1])
+    finally:
+        await inbox.close()
+
+
+async def test_prune_keeps_the_retention_and_deletes_in_chunks(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    try:
+        old = await inbox.accept("old", parse_transaction(txn_body([message("!a:x", 1)] * 5)))
+        young = await inbox.accept("young", parse_transaction(txn_body([message("!a:x", 2)])))
+        assert old is not None
+        assert young is not None
+        await inbox.mark_done([], ["old", "young"])
+        async with engine.begin() as conn:  # "old" arrived two hours ago
+            await conn.execute(
+                text("UPDATE as_txn SET received_at = :t WHERE txn_id = 'old'"),
+                {"t": now_ms() - 7_200_000},
+            )
+        monkeypatch.setattr(sql_inbox, "_PRUNE_CHUNK_ROWS", 2)
+        assert await inbox.prune(now_ms() - 3_600_000) == 5  # in chunks of 2, 2 and 1
+        assert await rows(engine, "SELECT seq FROM inbox") == [(young[0].seq,)]
+        assert await inbox.prune(now_ms() - 3_600_000) == 0
+        assert await rows(engine, "SELECT txn_id FROM as_txn ORDER BY txn_id") == [
+            ("old",),
+            ("young",),
+        ]  # the txnIds stay, for dedup
     finally:
         await inbox.close()

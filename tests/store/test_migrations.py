@@ -114,9 +114,12 @@ def test_tables_the_server_writes_sql_against() -> None:
     (index,) = s.inbox.indexes  # parked items only: intake writes no index entry
     assert [c.name for c in index.columns] == ["seq"]
     assert str(index.dialect_options["sqlite"]["where"]) == "state = 2"
-    (index,) = s.as_txn.indexes  # where a restart resumes
+    indexes = {index.name: index for index in s.as_txn.indexes}
+    assert sorted(indexes) == ["ix_as_txn_open", "ix_as_txn_received_at"]
+    index = indexes["ix_as_txn_open"]  # where a restart resumes
     assert [c.name for c in index.columns] == ["first_seq"]
     assert str(index.dialect_options["postgresql"]["where"]) == "done_at IS NULL"
+    assert [c.name for c in indexes["ix_as_txn_received_at"].columns] == ["received_at"]
     assert (s.INBOX_PENDING, s.INBOX_DONE, s.INBOX_FAILED) == (0, 1, 2)
 
 

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("first_seq", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("txn_id", name="pk_as_txn"),
     )
+    op.create_index("ix_as_txn_received_at", "as_txn", ["received_at"])
     op.create_index(
         "ix_as_txn_open",
         "as_txn",
