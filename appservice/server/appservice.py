@@ -349,6 +349,7 @@ class AppService:
             # Done marks in memory cost nothing to commit: flush them as soon as they are made,
             # so handled items are freed at once instead of piling up for the garbage collector.
             flush_interval=0.0 if isinstance(inbox, MemoryInbox) else 0.02,
+            latency=self.metrics.handler_latency,
         )
         self._dispatcher.submit(resumed)
         self._dispatcher.start()

@@ -17,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from appservice.metrics import HANDLER_LATENCY_BUCKETS, LatencyHistogram
 from appservice.server.context import room_id_var, txn_id_var
 from appservice.server.inbox import Inbox, InboxItem
 
 log = logging.getLogger("appservice.server.dispatcher")
+_clock = time.perf_counter
 
 ItemHandler = Callable[[InboxItem], Awaitable[None] | None]
 """Handles one item: returns ``None`` when done synchronously, else an awaitable to await."""
@@ -60,12 +63,15 @@ class Dispatcher:
         retry_delay: float = 0.5,
         batch_per_turn: int = 100,
         flush_interval: float = 0.02,
+        latency: LatencyHistogram | None = None,
     ) -> None:
         if max_parallel_rooms < 1 or max_attempts < 1 or batch_per_turn < 1:
             raise ValueError("max_parallel_rooms, max_attempts and batch_per_turn must be >= 1")
         if retry_delay < 0 or flush_interval < 0:
             raise ValueError("retry_delay and flush_interval must be >= 0")
         self._flush_interval = flush_interval
+        # How long each handled item's handlers took (first try; retries wait between tries).
+        self.latency = latency if latency is not None else LatencyHistogram(HANDLER_LATENCY_BUCKETS)
         self._inbox = inbox
         self._handle = handle
         self._max_parallel = max_parallel_rooms
@@ -219,10 +225,11 @@ class Dispatcher:
         behind. ``closing`` is checked by the worker before the run and here after each wait:
         only another task sets it, so it cannot change while no wait is in between.
         """
-        handle, closing = self._handle, self._closing
+        handle, closing, observe, clock = self._handle, self._closing, self.latency.observe, _clock
         room_id_var.set(lane[0].room_id or "-")
         txn_id = ""
         run: list[InboxItem] = []  # items of ``txn_id`` handled and not counted yet
+        started = clock()
         try:
             for _ in range(self._batch):
                 if not lane:
@@ -240,9 +247,12 @@ class Dispatcher:
                     pending = self._run_failed(item, exc)
                 else:
                     if pending is None:
+                        now = clock()
+                        observe(now - started)
+                        started = now
                         run.append(item)
                         continue
-                    pending = self._finish(item, pending)
+                    pending = self._finish(item, pending, started)
                 if run:
                     self._handled(txn_id, run)
                     run = []
@@ -251,17 +261,19 @@ class Dispatcher:
                 await pending
                 if closing.is_set():
                     break
+                started = clock()
         finally:
             if run:
                 self._handled(txn_id, run)
 
-    async def _finish(self, item: InboxItem, pending: Awaitable[None]) -> None:
+    async def _finish(self, item: InboxItem, pending: Awaitable[None], started: float) -> None:
         """Await a handler that did not finish synchronously; retry it should it raise."""
         try:
             await pending
         except Exception as exc:
             await self._run_failed(item, exc)
         else:
+            self.latency.observe(_clock() - started)
             self._handled(item.txn_id, [item])
 
     async def _run_failed(self, item: InboxItem, first: Exception) -> None:

@@ -345,3 +345,20 @@ async def test_a_running_service_prunes_handled_items(
                 await asyncio.sleep(0.05)
     with pytest.raises(ValueError, match="prune_interval"):
         service(registration, prune_interval=0)
+
+
+async def test_handler_latency_times_plain_and_async_handlers(registration: Registration) -> None:
+    svc = service(registration)
+
+    @svc.on_event_type("m.room.message")
+    async def slow(event: Event) -> None:
+        await asyncio.sleep(0.02)
+
+    svc.on_event_type("m.room.topic")(lambda event: None)
+    async with svc:
+        topic = {**message("!r:x", 9), "type": "m.room.topic", "state_key": ""}
+        await deliver(svc, "t", txn_body([message("!r:x", 1), message("!s:x", 2), topic]))
+        await idle(svc)
+    latency = svc.metrics.handler_latency
+    assert latency.count == 3
+    assert latency.sum >= 0.04  # the two slow handlers' sleeps at least

@@ -66,6 +66,9 @@ async def test_metrics_count_intake_dispatch_failures_and_outgoing_requests(
     assert got[("appservice_items_handled_total", ())] == 2
     assert got[("appservice_items_failed_total", ())] == 1
     assert got[("appservice_handler_retries_total", ())] == 1
+    # the two items handled at the first try, each timed
+    assert got[("appservice_handler_latency_seconds_count", ())] == 2
+    assert 0 < got[("appservice_handler_latency_seconds_sum", ())] < 5
     assert got[("appservice_inbox_pending", ())] == 0
     # the bot and a puppet share one pool and one set of request counts
     versions = (("endpoint", "/_matrix/client/versions"), ("method", "GET"), ("status", "200"))
