@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from _machine import machine, package_versions
+from _machine import machine, package_versions, process_cpu_ms
 
 HS_TOKEN = "h" * 64
 AS_TOKEN = "a" * 64
@@ -39,7 +39,6 @@ EVENTS_PER_TXN = 50
 ROOMS = 10
 SERVER_CPU = 0
 CLIENT_CPU = 1
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 KINDS = [
     "ours-sqlite",
     "ours-sqlite-normal",
@@ -248,11 +247,6 @@ class Conn:
         self.writer.close()
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -308,7 +302,7 @@ async def drive(
 
         await run(range(warmup), None)
         latencies: list[float] = []
-        cpu0 = cpu_ticks(proc.pid)
+        cpu0 = process_cpu_ms(proc.pid)
         t0 = time.perf_counter()
         await run(range(warmup, len(bodies)), latencies)
         wall = time.perf_counter() - t0
@@ -320,7 +314,7 @@ async def drive(
             if handled >= expected:
                 break
             await asyncio.sleep(0.05)
-        cpu1 = cpu_ticks(proc.pid)
+        cpu1 = process_cpu_ms(proc.pid)
         for c in conns:
             c.close()
         timed = len(bodies) - warmup
@@ -331,7 +325,7 @@ async def drive(
             "events_s": timed * EVENTS_PER_TXN / wall,
             "p50_ms": statistics.median(latencies) * 1e3,
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
-            "cpu_ms_txn": (cpu1 - cpu0) / CLK_TCK * 1e3 / timed,
+            "cpu_ms_txn": (cpu1 - cpu0) / timed,
             "rss_mib": rss_kib(proc.pid) / 1024,
             "handled": handled,
             "expected": expected,

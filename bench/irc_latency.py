@@ -64,11 +64,9 @@ SendOne = Callable[[str], Awaitable[float]]
 
 
 def write_config(config: BridgeConfig, path: Path) -> None:
-    """``config`` as the YAML file ``appservice run`` loads; ``ephemeral_events`` follows the
-    test registration (which asks for them) so the registration check passes."""
+    """``config`` as the YAML file ``appservice run`` loads."""
     data = dataclasses.asdict(config)
     data.pop("path")
-    data["appservice"]["ephemeral_events"] = True
     path.touch(mode=0o600)  # it holds the tokens
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     BridgeConfig.load(path)  # fail here, not in the child, if the round trip lost something

@@ -101,6 +101,11 @@ def _store_synchronous(store: SQLStore) -> Synchronous:
     return "NORMAL" if value == "NORMAL" else "EXTRA" if value == "EXTRA" else "FULL"
 
 
+def _sql_state_cache(store: SQLStore) -> StateCache:
+    """The state cache on the store's tables, with its answers kept in memory in front."""
+    return CachedStateCache(SQLStateCache(store))
+
+
 class AppService:
     """An application service: the ASGI app (``svc.app``), handlers, and clients for the bot and
     puppets. See the module docstring for the intake and dispatch guarantees."""
@@ -178,9 +183,7 @@ class AppService:
         )
         self._state_cache: StateCache | None = state_cache
         if state_cache is None and database_url is None:
-            self._state_cache = (
-                CachedStateCache(SQLStateCache(store)) if store is not None else MemoryStateCache()
-            )
+            self._state_cache = _sql_state_cache(store) if store is not None else MemoryStateCache()
         self._bot_intent: Intent | None = None
         # The state cache sees membership, power level, encryption and create events before any
         # user handler, so intents answer "joined?" and "may I?" without a request.
@@ -332,7 +335,7 @@ class AppService:
             self._store = SQLStore(self._database_url)
             await self._store.open()
             if self._state_cache is None:
-                self._state_cache = CachedStateCache(SQLStateCache(self._store))
+                self._state_cache = _sql_state_cache(self._store)
         try:
             inbox, resumed, pruned = await self._open_inbox()
         except BaseException:

@@ -132,6 +132,7 @@ class SynapseServer:
                 "database": database,
                 "user_prefix": self.user_namespace_prefix,
                 "alias_prefix": self.alias_namespace_prefix,
+                "ephemeral_events": True,  # the harness registration receives them
             },
         }
 

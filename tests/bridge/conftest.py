@@ -18,7 +18,7 @@ def bridge_config(
 ) -> BridgeConfig:
     """A config matching the test Synapse's appservice registration."""
     sections = synapse.bridge_config(database)
-    sections["appservice"] |= {"bot_displayname": "Test bridge bot", "ephemeral_events": True}
+    sections["appservice"]["bot_displayname"] = "Test bridge bot"
     sections["bridge"] = {
         "permissions": permissions or {synapse.server_name: "user"},
         "command_prefix": "!br",
