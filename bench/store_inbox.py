@@ -1,15 +1,16 @@
 """Benchmark: appending a homeserver transaction (50 events) to the durable inbox, one commit each.
 
-This is the database half of accepting a transaction: record the txnId in ``as_txn`` and append
-its events to ``inbox`` in ONE transaction, committed before the 200 would be sent. JSON bodies
-are prepared beforehand (parsing is measured elsewhere), so the figures are the store's alone.
+This is the database half of accepting a transaction, through the server's own code
+(``SQLInbox.accept``): record the txnId in ``as_txn`` and the transaction's items (one row in
+``as_txn_items``) in ONE database transaction, committed before the 200 would be sent. The events
+are parsed beforehand (parsing is measured elsewhere), so the figures are the store's alone.
 
     .venv/bin/python bench/store_inbox.py                       # both backends
     .venv/bin/python bench/store_inbox.py --backends sqlite --transactions 2000
 
 PostgreSQL: a fresh database is created on the server named by --postgres (default the local test
 server) and dropped afterwards. SQLite: a fresh file in a temporary directory, WAL, and the
-store's default ``synchronous=FULL`` (``--sqlite-synchronous NORMAL`` to compare).
+inbox's default ``synchronous=FULL`` (``--sqlite-synchronous NORMAL`` to compare).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import orjson
 from _machine import machine, package_versions
-from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
-from appservice.store import EngineOptions, SQLStore
-from appservice.store.schema import as_txn, inbox
+from appservice.server import SQLInbox
+from appservice.server.sql_inbox import Synchronous
+from appservice.server.transaction import RawItem
+from appservice.store import SQLStore
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -51,13 +53,13 @@ class Result:
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         return (
             f"{self.backend:<50} {self.transactions / self.seconds:>9.0f} txn/s "
-            f"{self.events / self.seconds:>11.0f} rows/s   commit p50 {p50:6.2f} ms  "
+            f"{self.events / self.seconds:>11.0f} events/s   commit p50 {p50:6.2f} ms  "
             f"p99 {p99:6.2f} ms"
         )
 
 
-def make_event(i: int, room: str) -> bytes:
-    event = {
+def make_event(i: int, room: str) -> dict[str, Any]:
+    return {
         "type": "m.room.message",
         "room_id": room,
         "sender": f"@user{i % 97}:example.org",
@@ -66,64 +68,47 @@ def make_event(i: int, room: str) -> bytes:
         "content": {"msgtype": "m.text", "body": f"message number {i} " + "lorem ipsum " * 12},
         "unsigned": {"age": 1234},
     }
-    return orjson.dumps(event)
 
 
 async def append_transactions(
-    store: SQLStore,
-    label: str,
-    transactions: int,
-    events: int,
-    warmup: int,
-    multi_values: bool,
+    store: SQLStore, label: str, args: argparse.Namespace, synchronous: Synchronous = "FULL"
 ) -> Result:
     rooms = [f"!room{r}:example.org" for r in range(8)]
-    bodies = [
-        [
-            {"kind": "event", "room_id": rooms[(t + i) % 8], "body": make_event(i, rooms[0])}
-            for i in range(events)
-        ]
-        for t in range(transactions + warmup)
-    ]
+    transactions: list[list[RawItem]] = []
+    for t in range(args.transactions + args.warmup):
+        room_of = [rooms[(t + i) % 8] for i in range(args.events)]
+        transactions.append(
+            [("event", room, make_event(i, room)) for i, room in enumerate(room_of)]
+        )
+    inbox = SQLInbox(store.engine, sqlite_synchronous=synchronous)
+    await inbox.open()
     latencies: list[float] = []
     started = 0.0
-    for t, rows in enumerate(bodies):
-        if t == warmup:
-            started = time.perf_counter()
-        txn_id = f"txn-{t}"
-        t0 = time.perf_counter()
-        async with store.transaction() as conn:
-            await conn.execute(
-                insert(as_txn).values(
-                    txn_id=txn_id, received_at=int(time.time() * 1000), event_count=len(rows)
-                )
-            )
-            params = [{**row, "txn_id": txn_id} for row in rows]
-            if multi_values:  # one INSERT ... VALUES (...), (...), ... statement
-                await conn.execute(insert(inbox).values(params))
-            else:  # executemany
-                await conn.execute(insert(inbox), params)
-        if t >= warmup:
-            latencies.append((time.perf_counter() - t0) * 1000)
-    seconds = time.perf_counter() - started
-    async with store.reading() as conn:
-        stored = await conn.scalar(select(func.count()).select_from(inbox))
-    expected = (transactions + warmup) * events
+    try:
+        for t, items in enumerate(transactions):
+            if t == args.warmup:
+                started = time.perf_counter()
+            t0 = time.perf_counter()
+            if await inbox.accept(f"txn-{t}", items) is None:
+                raise SystemExit(f"{label}: txn-{t} was taken for a repeat")
+            if t >= args.warmup:
+                latencies.append((time.perf_counter() - t0) * 1000)
+        seconds = time.perf_counter() - started
+        stored = len(await inbox.pending())
+    finally:
+        await inbox.close()
+    expected = len(transactions) * args.events
     if stored != expected:
-        raise SystemExit(f"{label}: {stored} inbox rows stored, expected {expected}")
-    return Result(label, transactions, transactions * events, seconds, latencies)
+        raise SystemExit(f"{label}: {stored} items pending, expected {expected}")
+    return Result(label, args.transactions, args.transactions * args.events, seconds, latencies)
 
 
 async def bench_sqlite(args: argparse.Namespace) -> tuple[Result, str]:
     with tempfile.TemporaryDirectory(prefix="appservice-bench-") as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        options = EngineOptions(sqlite_synchronous=args.sqlite_synchronous)
-        async with SQLStore(url, options=options) as store:
-            label = f"sqlite (WAL, synchronous={args.sqlite_synchronous.upper()})"
-            label += ", multi-row VALUES" if args.multi_values else ", executemany"
-            result = await append_transactions(
-                store, label, args.transactions, args.events, args.warmup, args.multi_values
-            )
+        async with SQLStore(url) as store:
+            label = f"sqlite (WAL, synchronous={args.sqlite_synchronous})"
+            result = await append_transactions(store, label, args, args.sqlite_synchronous)
         return result, f"SQLite {sqlite3.sqlite_version}, file in {tempfile.gettempdir()}"
 
 
@@ -147,11 +132,7 @@ async def bench_postgres(args: argparse.Namespace) -> tuple[Result, str]:
         fsync = await admin.fetchval("SHOW fsync")
         url = base.set(database=name)
         async with SQLStore(url) as store:
-            label = "postgresql (asyncpg"
-            label += ", multi-row VALUES)" if args.multi_values else ", executemany)"
-            result = await append_transactions(
-                store, label, args.transactions, args.events, args.warmup, args.multi_values
-            )
+            result = await append_transactions(store, "postgresql (asyncpg)", args)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -166,17 +147,10 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default=DEFAULT_PG, help="server to create a database on")
-    parser.add_argument(
-        "--multi-values",
-        action="store_true",
-        help="insert the events as one multi-row INSERT instead of executemany",
-    )
     parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
     args = parser.parse_args()
 
-    print(
-        "appservice store benchmark: append one transaction (as_txn row + N inbox rows) per commit"
-    )
+    print("appservice store benchmark: accept one transaction (txnId row + items row) per commit")
     print(f"machine:   {machine()}")
     print(
         f"versions:  Python {platform.python_version()}, "

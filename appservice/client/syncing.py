@@ -175,9 +175,13 @@ class SyncAPI(ClientBase):
 
     @staticmethod
     async def _sleep_unless_stopped(stop: asyncio.Event, delay: float) -> None:
-        """Sleep ``delay`` seconds, or raise ``_Stopped`` as soon as ``stop`` is set."""
+        """Sleep ``delay`` seconds, or raise ``_Stopped`` as soon as ``stop`` is set.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+        cancellation that arrives just as ``stop`` is set, and the caller would not stop."""
         try:
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
+            async with asyncio.timeout(max(0.0, delay)):
+                await stop.wait()
         except TimeoutError:
             return
         raise _Stopped

@@ -34,8 +34,8 @@ from appservice.intent import Intent
 from appservice.registration import Registration
 from appservice.server.dispatcher import Dispatcher
 from appservice.server.fastevent import event_from_payload
-from appservice.server.http import M_LIMIT_EXCEEDED, M_UNKNOWN, MatrixHTTPError
-from appservice.server.inbox import Inbox, InboxItem, MemoryInbox, now_ms
+from appservice.server.http import M_LIMIT_EXCEEDED, M_TOO_LARGE, M_UNKNOWN, MatrixHTTPError
+from appservice.server.inbox import MAX_TXN_ITEMS, Inbox, InboxItem, MemoryInbox, now_ms
 from appservice.server.metrics import MetricsExposition, ServerMetrics, ServerSource
 from appservice.server.payloads import DeviceLists, OTKCounts, ToDeviceEvent
 from appservice.server.routes import build_app
@@ -358,7 +358,7 @@ class AppService:
         self._dispatcher.start()
         self._pruner = asyncio.create_task(self._prune_loop(inbox), name="appservice-inbox-pruner")
         self._open = True
-        log.info("appservice %s started: %d items resumed, %d old items pruned",
+        log.info("appservice %s started: %d items resumed, %d old transactions pruned",
                  self.registration.id, len(resumed), pruned)  # fmt: skip
 
     async def _open_inbox(self) -> tuple[Inbox, list[InboxItem], int]:
@@ -414,7 +414,7 @@ class AppService:
                 log.exception("pruning the inbox failed; will try again")
                 continue
             if pruned:
-                log.info("pruned %d handled inbox items", pruned)
+                log.info("pruned the items of %d handled transactions", pruned)
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -430,6 +430,10 @@ class AppService:
     async def receive_transaction(self, txn_id: str, body: bytes) -> None:
         """Parse, check the bound, commit; returns after the commit (or for a known txnId)."""
         items = parse_transaction(body)
+        if len(items) > MAX_TXN_ITEMS:
+            raise MatrixHTTPError(
+                413, M_TOO_LARGE, f"A transaction may hold at most {MAX_TXN_ITEMS} items"
+            )
         if not self._open or self._dispatcher is None:
             raise MatrixHTTPError(503, M_UNKNOWN, "The application service is not running")
         if self._dispatcher.pending >= self.max_pending:
@@ -440,12 +444,22 @@ class AppService:
         if isinstance(self._inbox, MemoryInbox):  # never suspends: nothing to protect
             await self._accept(txn_id, items)
             return
-        task = asyncio.ensure_future(self._accept(txn_id, items))
+        # The items are queued without waking a worker, which happens here just before the 200
+        # goes out, so handlers run after the response instead of delaying it (or when the
+        # commit ends, should this request be cancelled first).
+        dispatcher = self._dispatcher
+        task = asyncio.ensure_future(self._accept(txn_id, items, wake=False))
         self._intake.add(task)
         task.add_done_callback(self._intake.discard)
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done():
+                dispatcher.wake()
+            else:
+                task.add_done_callback(lambda _: dispatcher.wake())
 
-    async def _accept(self, txn_id: str, items: list[RawItem]) -> None:
+    async def _accept(self, txn_id: str, items: list[RawItem], *, wake: bool = True) -> None:
         assert self._inbox is not None
         assert self._dispatcher is not None
         accepted = await self._inbox.accept(txn_id, items)
@@ -455,7 +469,7 @@ class AppService:
             return
         self.metrics.accepted_txns += 1
         self.metrics.accepted_items += len(accepted)
-        self._dispatcher.submit(accepted)
+        self._dispatcher.submit(accepted, wake=wake)
 
     async def query_user(self, user_id: str) -> bool | None:
         """The user query handler's answer (``None``: no handler)."""

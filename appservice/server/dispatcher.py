@@ -42,6 +42,17 @@ class DispatchStats:
     retries: int = 0
 
 
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives just as the
+    event is set, and ``close`` (which sets ``_closing`` and then cancels) would wait forever for
+    a task that never learnt it was cancelled."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 def describe(item: InboxItem) -> str:
     """A short, token-free description of an item for log lines: kind, type and event id."""
     payload = item.payload
@@ -103,8 +114,12 @@ class Dispatcher:
         """Items submitted and neither done nor failed yet (the inbox bound counts these)."""
         return self._pending
 
-    def submit(self, items: Iterable[InboxItem]) -> None:
-        """Queue items (already accepted in the inbox) behind earlier items of their rooms."""
+    def submit(self, items: Iterable[InboxItem], *, wake: bool = True) -> None:
+        """Queue items (already accepted in the inbox) behind earlier items of their rooms.
+
+        ``wake=False`` leaves idle workers asleep until :meth:`wake`: the caller can send its
+        response first, so handlers do not delay the homeserver's 200 (a worker already
+        running still picks the items up)."""
         rooms, ready, left = self._rooms, self._ready, self._txn_left
         n = 0
         for item in items:
@@ -117,7 +132,12 @@ class Dispatcher:
                 ready.append(room)
             lane.append(item)
         self._pending += n
-        if ready and not self._waking:
+        if wake and ready and not self._waking:
+            self._wake_one()
+
+    def wake(self) -> None:
+        """Wake an idle worker if rooms wait for one (after ``submit(..., wake=False)``)."""
+        if self._ready and not self._waking:
             self._wake_one()
 
     def _wake_one(self) -> None:
@@ -345,9 +365,7 @@ class Dispatcher:
             self._changed.set()
             return False
         self.stats.retries += 1
-        delay = self._retry_delay * 2 ** (attempts - 1)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), delay)
+        await _wait_at_most(self._closing, self._retry_delay * 2 ** (attempts - 1))
         if self._closing.is_set():
             self._pending -= 1
             self._changed.set()
@@ -358,8 +376,7 @@ class Dispatcher:
         while True:
             await self._done_signal.wait()
             if self._flush_interval:  # gather the marks of a few transactions per commit
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), self._flush_interval)
+                await _wait_at_most(self._closing, self._flush_interval)
             self._done_signal.clear()
             if not await self._flush_once():
                 await asyncio.sleep(1.0)

@@ -3,8 +3,8 @@
 ``accept`` records a txnId and appends all its items atomically and returns only after that is
 durable; a txnId seen before returns ``None`` and changes nothing. Items are marked done or failed
 by the dispatcher; a transaction whose items are all handled or parked is marked complete as a
-whole (``as_txn.done_at``), which makes its remaining ``state = 0`` rows done: an item is pending
-when its state is 0 and its transaction is not complete. :class:`MemoryInbox` keeps everything in
+whole, which marks every item in it: an item is pending while its transaction is not complete and
+it is neither marked done nor parked on its own. :class:`MemoryInbox` keeps everything in
 the process (no crash safety; for tests and benchmarks); :mod:`appservice.server.sql_inbox` has the
 durable one.
 """
@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from appservice.server.transaction import RawItem
+
+ITEM_BITS = 20
+"""Low bits of an item's sequence number that hold its index in its transaction (SQL inbox)."""
+MAX_TXN_ITEMS = (1 << ITEM_BITS) - 1
+"""The most items one transaction may hold (far above what a homeserver sends in one)."""
 
 STATE_PENDING = 0
 STATE_DONE = 1
@@ -71,7 +76,8 @@ class Inbox(Protocol):
         """Parked items, in sequence order."""
 
     async def prune(self, done_before_ms: int) -> int:
-        """Delete items marked done before this time; returns how many."""
+        """Delete the items of transactions complete and received before this time (their
+        txnIds and parked items stay); returns how many transactions' items were deleted."""
 
 
 class MemoryInbox:

@@ -1,8 +1,14 @@
-"""The durable inbox over the store's ``as_txn`` and ``inbox`` tables (SQLite or PostgreSQL).
+"""The durable inbox over the store's ``as_txn``, ``as_txn_items`` and ``inbox`` tables.
 
-Intake is one database transaction: ``INSERT INTO as_txn ... ON CONFLICT DO NOTHING`` (the primary
-key decides a race between two deliveries of one txnId, never a check-then-insert), then all items
-with one multi-row statement, then COMMIT; ``accept`` returns only after the commit.
+One row per transaction, not per item: intake records the txnId in ``as_txn`` (``INSERT ... ON
+CONFLICT DO NOTHING``: the unique key decides a race between two deliveries of one txnId, never a
+check-then-insert) and the transaction's items, as one JSON array, in ``as_txn_items``, then
+commits; ``accept`` returns only after the commit. Item ``i`` of the transaction numbered ``n``
+has the sequence number ``n << ITEM_BITS | i``, so items are ordered across transactions without
+a row each. ``inbox`` holds rows only for the exceptions: items handled while the rest of their
+transaction is not (state 1), retried items (attempts, last error) and parked items (state 2, with
+a copy of the item, kept after pruning). A restart reads the open transactions (a partial index),
+parses their items again and skips those the ``inbox`` rows say are finished.
 
 SQLite runs on two dedicated connections in one worker thread (one thread hop per intake, writes
 serialised, no ORM on the hot path), in WAL mode. The intake connection uses ``synchronous=FULL``
@@ -24,63 +30,134 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from appservice.server.inbox import InboxItem, now_ms
+from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, InboxItem, now_ms
 from appservice.server.transaction import RawItem
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
 _ERROR_MAX = 2000
+_TABLES = ("as_txn", "as_txn_items", "inbox")
 _MISSING_TABLES = (
-    "the as_txn/inbox tables are missing: open the SQLStore (it creates the schema) first"
+    "the as_txn/as_txn_items/inbox tables are missing: open the SQLStore (it creates the schema) "
+    "first"
 )
 
+_INSERT_TXN = (
+    "INSERT INTO as_txn (txn_id, received_at, event_count, done_at) VALUES (:t, :now, :n, :d) "
+    "ON CONFLICT (txn_id) DO NOTHING"
+)
+_INSERT_ITEMS = "INSERT INTO as_txn_items (seq, body) VALUES (:s, :b)"
+# Open transactions with their items, through the partial index on open transactions.
+_OPEN_TXNS = (
+    "SELECT t.seq, t.txn_id, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
+    "WHERE t.done_at IS NULL ORDER BY t.seq"
+)
+_ITEM_ROWS = "SELECT seq, state, attempts, last_error FROM inbox WHERE seq >= :lo ORDER BY seq"
+_FAILED = (
+    "SELECT seq, txn_id, kind, room_id, body, attempts, last_error FROM inbox WHERE state = 2 "
+    "ORDER BY seq"
+)
+_MARK_TXN = "UPDATE as_txn SET done_at = :now WHERE txn_id = :t"
+_MARK_ITEM = (
+    "INSERT INTO inbox (seq, state, attempts, done_at) VALUES (:s, 1, 0, :now) "
+    "ON CONFLICT (seq) DO UPDATE SET state = 1, done_at = excluded.done_at"
+)
+_ATTEMPT = (
+    "INSERT INTO inbox (seq, state, attempts, last_error) VALUES (:s, 0, :n, :e) "
+    "ON CONFLICT (seq) DO UPDATE SET attempts = excluded.attempts, "
+    "last_error = excluded.last_error"
+)
+_TXN_OF = "SELECT t.txn_id, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
+_PARK = (
+    "INSERT INTO inbox (seq, txn_id, kind, room_id, body, state, attempts, last_error, done_at) "
+    "VALUES (:s, :t, :k, :r, :b, 2, :n, :e, :now) "
+    "ON CONFLICT (seq) DO UPDATE SET txn_id = excluded.txn_id, kind = excluded.kind, "
+    "room_id = excluded.room_id, body = excluded.body, state = 2, attempts = excluded.attempts, "
+    "last_error = excluded.last_error, done_at = excluded.done_at"
+)
+# Pruning works by primary-key ranges, a chunk per commit, so it stays cheap however many
+# transactions are kept: every transaction numbered below the bound is complete and was received
+# before the retention. The bound is the oldest open transaction or the first one received since
+# ``:b``, found by walking up from the oldest transaction that still has items (the walk covers
+# only what this prune deletes). txnIds stay in ``as_txn`` for dedup; parked items stay.
+_PRUNE_LOW = "SELECT MIN(seq) FROM as_txn_items"
+_OLDEST_OPEN = "SELECT MIN(seq) FROM as_txn WHERE done_at IS NULL"
+_FIRST_YOUNG = "SELECT seq FROM as_txn WHERE seq >= :lo AND received_at >= :b ORDER BY seq LIMIT 1"
+_PRUNE_ITEMS = (
+    "DELETE FROM as_txn_items WHERE seq IN "
+    "(SELECT seq FROM as_txn_items WHERE seq < :s ORDER BY seq LIMIT :n)"
+)
+_PRUNE_MARKS = (
+    "DELETE FROM inbox WHERE seq IN "
+    "(SELECT seq FROM inbox WHERE seq < :s AND state <> 2 ORDER BY seq LIMIT :n)"
+)
+_PRUNE_CHUNK_ROWS = 10_000
+_NO_BOUND = (1 << (63 - ITEM_BITS)) - 1  # above every transaction number; its items' fit 64 bits
 
-def seq_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
-    """Contiguous ``(first, last)`` runs covering ``seqs``, so marking many items is few updates."""
-    out: list[tuple[int, int]] = []
-    for seq in sorted(set(seqs)):
-        if out and out[-1][1] == seq - 1:
-            out[-1] = (out[-1][0], seq)
-        else:
-            out.append((seq, seq))
+
+def item_seq(txn_seq: int, index: int) -> int:
+    """The sequence number of item ``index`` of the transaction numbered ``txn_seq``."""
+    return txn_seq << ITEM_BITS | index
+
+
+def _items(txn_seq: int, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem]:
+    base = txn_seq << ITEM_BITS
+    return [
+        InboxItem(base + i, txn_id, kind, room_id, payload)
+        for i, (kind, room_id, payload) in enumerate(items)
+    ]
+
+
+def _check_size(items: Sequence[RawItem]) -> None:
+    if len(items) > MAX_TXN_ITEMS:
+        raise ValueError(f"a transaction holds at most {MAX_TXN_ITEMS} items, not {len(items)}")
+
+
+def _pending_items(
+    open_txns: Sequence[Sequence[Any]], marks: Sequence[Sequence[Any]]
+) -> list[InboxItem]:
+    """The items of ``open_txns`` (seq, txn_id, items JSON) that ``marks`` (the inbox rows from
+    the first of them on) do not show as done or parked, with their attempts so far."""
+    by_seq = {int(seq): (state, attempts, error) for seq, state, attempts, error in marks}
+    out: list[InboxItem] = []
+    for txn_seq, txn_id, blob in open_txns:
+        base = int(txn_seq) << ITEM_BITS
+        for i, (kind, room_id, payload) in enumerate(orjson.loads(bytes(blob))):
+            mark = by_seq.get(base + i)
+            if mark is None:
+                out.append(InboxItem(base + i, txn_id, kind, room_id, payload))
+            elif mark[0] == 0:
+                out.append(
+                    InboxItem(base + i, txn_id, kind, room_id, payload, int(mark[1]), mark[2])
+                )
     return out
 
 
-def _row_item(row: Sequence[Any]) -> InboxItem:
+def _failed_item(row: Sequence[Any]) -> InboxItem:
     seq, txn_id, kind, room_id, body, attempts, last_error = row
     return InboxItem(
-        int(seq), txn_id, kind, room_id, orjson.loads(bytes(body)), int(attempts or 0), last_error
+        int(seq), txn_id, kind, room_id, orjson.loads(bytes(body)), int(attempts), last_error
     )
 
 
-_SELECT = "SELECT seq, txn_id, kind, room_id, body, attempts, last_error FROM inbox"
-# Open transactions' items, from the first one on: a primary-key range (no index on state).
-_PENDING = (
-    "WHERE seq >= (SELECT MIN(first_seq) FROM as_txn WHERE done_at IS NULL) AND state = 0 "
-    "AND txn_id IN (SELECT txn_id FROM as_txn WHERE done_at IS NULL) ORDER BY seq"
-)
-_FIRST_SEQ = "UPDATE as_txn SET first_seq = ? WHERE txn_id = ?"
-_MARK_ITEMS = "UPDATE inbox SET state = 1, done_at = :now WHERE seq BETWEEN :a AND :b"
-_MARK_TXNS = "UPDATE as_txn SET done_at = :now WHERE txn_id = :t"
-# Pruning deletes by primary-key range, a chunk per commit, so it stays cheap however large the
-# inbox is: every item before the first item of the oldest open transaction and of the first
-# transaction received since ``:b`` is finished and older than the retention.
-_PRUNE_BOUND = (
-    "SELECT MIN(s) FROM ("
-    "SELECT MIN(first_seq) AS s FROM as_txn WHERE done_at IS NULL "
-    "UNION ALL SELECT s FROM (SELECT first_seq AS s FROM as_txn "
-    "WHERE received_at >= :b AND first_seq IS NOT NULL ORDER BY received_at LIMIT 1) AS young"
-    ") AS bounds"
-)
-_PRUNE_CHUNK = (
-    "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE seq < :s AND state <> 2 "
-    "ORDER BY seq LIMIT :n)"
-)
-_PRUNE_CHUNK_ROWS = 10_000
-_NO_BOUND = 2**62  # no open and no young transaction: every finished item may go
+def _park_params(
+    seq: int, found: Sequence[Any] | None, attempts: int, error: str
+) -> dict[str, Any]:
+    """The parked row for item ``seq``, copied out of its transaction ``found`` (txn_id, items)."""
+    if found is None:
+        raise LookupError(f"inbox item {seq} is not in any stored transaction")
+    index = seq & ((1 << ITEM_BITS) - 1)
+    items = orjson.loads(bytes(found[1]))
+    if index >= len(items):
+        raise LookupError(f"inbox item {seq} is not in transaction {found[0]!r}")
+    kind, room_id, payload = items[index]
+    return {
+        "s": seq, "t": found[0], "k": kind, "r": room_id, "b": orjson.dumps(payload),
+        "n": attempts, "e": error[:_ERROR_MAX], "now": now_ms(),
+    }  # fmt: skip
 
 
 class SQLInbox:
@@ -112,53 +189,63 @@ class SQLInbox:
         await self._backend.close()
 
     async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
-        """Record the txnId and append the items in one commit; ``None`` when already recorded."""
+        """Record the txnId and store the items in one commit; ``None`` when already recorded."""
+        _check_size(items)
         return await self._backend.accept(txn_id, items)
 
     async def pending(self) -> list[InboxItem]:
-        """Items in state 0 of transactions not complete, by sequence."""
-        return await self._backend.select(_PENDING)
+        """Items of transactions not complete that are neither done nor parked, by sequence."""
+        return await self._backend.pending()
 
     async def failed(self) -> list[InboxItem]:
-        """Items in state 2 (parked after failing handlers), by sequence."""
-        return await self._backend.select("WHERE state = 2 ORDER BY seq")
+        """Items parked after failing handlers, by sequence."""
+        return await self._backend.failed()
 
     async def mark_done(self, items: Sequence[InboxItem], complete_txn_ids: Sequence[str]) -> None:
-        """``as_txn.done_at`` for complete transactions (one row each), state 1 and ``done_at``
-        for the other items (one statement per contiguous run), in one commit."""
+        """``as_txn.done_at`` for complete transactions (one row each) and a done row for each
+        other item, in one commit."""
         if not items and not complete_txn_ids:
             return
         now = now_ms()
-        await self._backend.mark_done(
-            [{"now": now, "a": a, "b": b} for a, b in seq_ranges([i.seq for i in items])],
-            [{"now": now, "t": txn_id} for txn_id in complete_txn_ids],
+        await self._backend.write(
+            [
+                (_MARK_ITEM, [{"now": now, "s": item.seq} for item in items]),
+                (_MARK_TXN, [{"now": now, "t": txn_id} for txn_id in complete_txn_ids]),
+            ]
         )
 
     async def record_attempt(self, seq: int, attempts: int, error: str) -> None:
         """Store the attempt count and the last error; the item stays pending."""
-        await self._backend.write_many(
-            "UPDATE inbox SET attempts = :n, last_error = :e WHERE seq = :s",
-            [{"n": attempts, "e": error[:_ERROR_MAX], "s": seq}],
-        )
+        params = {"s": seq, "n": attempts, "e": error[:_ERROR_MAX]}
+        await self._backend.write([(_ATTEMPT, [params])])
 
     async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
-        """Park the item: state 2 with attempts and last_error."""
-        await self._backend.write_many(
-            "UPDATE inbox SET state = 2, attempts = :n, last_error = :e, done_at = :now "
-            "WHERE seq = :s",
-            [{"n": attempts, "e": error[:_ERROR_MAX], "now": now_ms(), "s": seq}],
-        )
+        """Park the item: a state 2 row with attempts, last_error and a copy of the item."""
+        await self._backend.park(seq, attempts, error)
 
     async def prune(self, done_before_ms: int) -> int:
         """Delete the items of complete transactions received before ``done_before_ms`` (the
-        txnIds stay, for dedup; parked items stay, for operators); how many were deleted."""
+        txnIds stay, for dedup; parked items stay, for operators); how many transactions."""
         bound = await self._backend.prune_bound(done_before_ms)
+        if bound is None:
+            return 0
         total = 0
-        while True:
-            deleted = await self._backend.delete_before(bound, _PRUNE_CHUNK_ROWS)
-            total += deleted
-            if deleted < _PRUNE_CHUNK_ROWS:
-                return total
+        for sql, limit in ((_PRUNE_ITEMS, bound), (_PRUNE_MARKS, bound << ITEM_BITS)):
+            while True:
+                deleted = await self._backend.delete_chunk(sql, limit, _PRUNE_CHUNK_ROWS)
+                if sql is _PRUNE_ITEMS:
+                    total += deleted
+                if deleted < _PRUNE_CHUNK_ROWS:
+                    break
+        return total
+
+
+def _bound(low: int | None, oldest_open: int | None, first_young: int | None) -> int | None:
+    """Prune below this transaction number (``None``: nothing to prune)."""
+    if low is None:
+        return None
+    candidates = [s for s in (oldest_open, first_young) if s is not None]
+    return min(candidates) if candidates else _NO_BOUND
 
 
 class _SQLiteBackend:
@@ -202,8 +289,8 @@ class _SQLiteBackend:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("SELECT txn_id, received_at, event_count FROM as_txn LIMIT 0")
-            conn.execute(f"{_SELECT} LIMIT 0")
+            for table in _TABLES:
+                conn.execute(f"SELECT * FROM {table} LIMIT 0")  # noqa: S608 - fixed names
         except sqlite3.OperationalError as exc:
             conn.close()
             if "no such" in str(exc):
@@ -234,13 +321,8 @@ class _SQLiteBackend:
         if not self._committing:
             self._committing = True
             self._committer = asyncio.ensure_future(self._commit_queued())
-        first = await future
-        if first is None:
-            return None
-        return [
-            InboxItem(first + i, txn_id, kind, room_id, payload)
-            for i, (kind, room_id, payload) in enumerate(items)
-        ]
+        txn_seq = await future
+        return None if txn_seq is None else _items(txn_seq, txn_id, items)
 
     async def _commit_queued(self) -> None:
         try:
@@ -292,40 +374,41 @@ class _SQLiteBackend:
 
     @staticmethod
     def _accept_one(conn: sqlite3.Connection, txn_id: str, items: Sequence[RawItem]) -> int | None:
-        """Insert one delivery inside the open transaction; first seq, or None when known."""
-        dumps = orjson.dumps
-        rows = [(txn_id, kind, room_id, dumps(payload)) for kind, room_id, payload in items]
+        """Insert one delivery inside the open transaction; its number, or None when known."""
         now = now_ms()
-        cur = conn.execute(
-            "INSERT INTO as_txn (txn_id, received_at, event_count, done_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (txn_id) DO NOTHING",
-            (txn_id, now, len(rows), None if rows else now),  # nothing to handle: complete
-        )
+        params = {"t": txn_id, "now": now, "n": len(items), "d": None if items else now}
+        cur = conn.execute(_INSERT_TXN, params)  # nothing to handle: complete at once
         if cur.rowcount == 0:
             return None
-        if not rows:
-            return 0
-        conn.executemany(
-            "INSERT INTO inbox (txn_id, kind, room_id, body, state, attempts) "
-            "VALUES (?, ?, ?, ?, 0, 0)",
-            rows,
-        )
-        # One writer inside one write transaction: the rowids are contiguous.
-        first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(rows) + 1
-        conn.execute(_FIRST_SEQ, (first, txn_id))
-        return first
+        txn_seq = cur.lastrowid
+        assert txn_seq is not None
+        if items:
+            conn.execute(_INSERT_ITEMS, {"s": txn_seq, "b": orjson.dumps(items)})
+        return txn_seq
 
-    async def select(self, where: str) -> list[InboxItem]:
-        rows = await self._run(lambda: self._c().execute(f"{_SELECT} {where}").fetchall())
-        return [_row_item(r) for r in rows]
+    async def pending(self) -> list[InboxItem]:
+        def run() -> tuple[list[Any], list[Any]]:
+            conn = self._c()
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                open_txns = conn.execute(_OPEN_TXNS).fetchall()
+                lo = int(open_txns[0][0]) << ITEM_BITS if open_txns else None
+                marks = [] if lo is None else conn.execute(_ITEM_ROWS, {"lo": lo}).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return open_txns, marks
 
-    async def write_many(self, sql: str, params: list[dict[str, Any]]) -> None:
-        await self._run(self._write_many, [(sql, params)])
+        open_txns, marks = await self._run(run)
+        return _pending_items(open_txns, marks)
 
-    async def mark_done(self, items: list[dict[str, Any]], txns: list[dict[str, Any]]) -> None:
-        await self._run(self._write_many, [(_MARK_ITEMS, items), (_MARK_TXNS, txns)])
+    async def failed(self) -> list[InboxItem]:
+        rows = await self._run(lambda: self._c().execute(_FAILED).fetchall())
+        return [_failed_item(r) for r in rows]
 
-    def _write_many(self, statements: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    async def write(self, statements: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        await self._run(self._write, statements)
+
+    def _write(self, statements: list[tuple[str, list[dict[str, Any]]]]) -> None:
         conn = self._m()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -338,31 +421,31 @@ class _SQLiteBackend:
                 conn.execute("ROLLBACK")
             raise
 
-    async def prune_bound(self, before_ms: int) -> int:
-        def run() -> int:
-            bound = self._m().execute(_PRUNE_BOUND, {"b": before_ms}).fetchone()[0]
-            return _NO_BOUND if bound is None else int(bound)
+    async def park(self, seq: int, attempts: int, error: str) -> None:
+        def run() -> None:
+            conn = self._m()
+            found = conn.execute(_TXN_OF + "WHERE t.seq = :s", {"s": seq >> ITEM_BITS}).fetchone()
+            self._write([(_PARK, [_park_params(seq, found, attempts, error)])])
+
+        await self._run(run)
+
+    async def prune_bound(self, before_ms: int) -> int | None:
+        def run() -> int | None:
+            conn = self._m()
+            low = conn.execute(_PRUNE_LOW).fetchone()[0]
+            if low is None:
+                return None
+            oldest_open = conn.execute(_OLDEST_OPEN).fetchone()[0]
+            young = conn.execute(_FIRST_YOUNG, {"lo": low, "b": before_ms}).fetchone()
+            return _bound(low, oldest_open, None if young is None else young[0])
 
         return await self._run(run)
 
-    async def delete_before(self, bound: int, limit: int) -> int:
+    async def delete_chunk(self, sql: str, bound: int, limit: int) -> int:
         def run() -> int:  # autocommit: one chunk per commit, intake goes on in between
-            return int(self._m().execute(_PRUNE_CHUNK, {"s": bound, "n": limit}).rowcount)
+            return int(self._m().execute(sql, {"s": bound, "n": limit}).rowcount)
 
         return await self._run(run)
-
-
-_PG_TXN = text(
-    "INSERT INTO as_txn (txn_id, received_at, event_count, done_at) VALUES (:t, :now, :n, :d) "
-    "ON CONFLICT (txn_id) DO NOTHING"
-)
-_PG_FIRST_SEQ = text("UPDATE as_txn SET first_seq = :s WHERE txn_id = :t")
-_PG_ITEMS = text(
-    "INSERT INTO inbox (txn_id, kind, room_id, body, state, attempts) "
-    "SELECT :t, u.k, u.r, u.b, 0, 0 FROM unnest("
-    "CAST(:kinds AS TEXT[]), CAST(:rooms AS TEXT[]), CAST(:bodies AS BYTEA[])"
-    ") WITH ORDINALITY AS u(k, r, b, i) ORDER BY u.i RETURNING seq"
-)
 
 
 class _EngineBackend:
@@ -373,7 +456,7 @@ class _EngineBackend:
 
     async def open(self) -> None:
         async with self._engine.connect() as conn:
-            for table in ("as_txn", "inbox"):
+            for table in _TABLES:
                 found = await conn.execute(text("SELECT to_regclass(:t)"), {"t": table})
                 if found.scalar() is None:
                     raise RuntimeError(_MISSING_TABLES)
@@ -384,51 +467,57 @@ class _EngineBackend:
     async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
         async with self._engine.begin() as conn:
             now = now_ms()
-            done = None if items else now  # nothing to handle: complete at once
-            res = await conn.execute(_PG_TXN, {"t": txn_id, "now": now, "n": len(items), "d": done})
-            if res.rowcount == 0:
+            params = {"t": txn_id, "now": now, "n": len(items), "d": None if items else now}
+            res = await conn.execute(text(_INSERT_TXN + " RETURNING seq"), params)
+            txn_seq = res.scalar()
+            if txn_seq is None:
                 return None
-            if not items:
-                return []
-            rows = await conn.execute(
-                _PG_ITEMS,
-                {
-                    "t": txn_id,
-                    "kinds": [k for k, _, _ in items],
-                    "rooms": [r for _, r, _ in items],
-                    "bodies": [orjson.dumps(p) for _, _, p in items],
-                },
-            )
-            # nextval() follows the ORDER BY, so ascending seqs are the items' order.
-            seqs = sorted(int(r[0]) for r in rows)
-            await conn.execute(_PG_FIRST_SEQ, {"s": seqs[0], "t": txn_id})
-        return [
-            InboxItem(seq, txn_id, kind, room_id, payload)
-            for seq, (kind, room_id, payload) in zip(seqs, items, strict=True)
-        ]
-
-    async def select(self, where: str) -> list[InboxItem]:
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(text(f"{_SELECT} {where}"))).all()
-        return [_row_item(r) for r in rows]
-
-    async def write_many(self, sql: str, params: list[dict[str, Any]]) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(text(sql), params)
-
-    async def mark_done(self, items: list[dict[str, Any]], txns: list[dict[str, Any]]) -> None:
-        async with self._engine.begin() as conn:
             if items:
-                await conn.execute(text(_MARK_ITEMS), items)
-            if txns:
-                await conn.execute(text(_MARK_TXNS), txns)
+                await conn.execute(text(_INSERT_ITEMS), {"s": txn_seq, "b": orjson.dumps(items)})
+        return _items(int(txn_seq), txn_id, items)
 
-    async def prune_bound(self, before_ms: int) -> int:
+    async def pending(self) -> list[InboxItem]:
         async with self._engine.connect() as conn:
-            bound = (await conn.execute(text(_PRUNE_BOUND), {"b": before_ms})).scalar()
-        return _NO_BOUND if bound is None else int(bound)
+            await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            open_txns = (await conn.execute(text(_OPEN_TXNS))).all()
+            marks: Sequence[Any] = []
+            if open_txns:
+                lo = int(open_txns[0][0]) << ITEM_BITS
+                marks = (await conn.execute(text(_ITEM_ROWS), {"lo": lo})).all()
+        return _pending_items(open_txns, marks)
 
-    async def delete_before(self, bound: int, limit: int) -> int:
+    async def failed(self) -> list[InboxItem]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(text(_FAILED))).all()
+        return [_failed_item(r) for r in rows]
+
+    async def write(self, statements: list[tuple[str, list[dict[str, Any]]]]) -> None:
         async with self._engine.begin() as conn:
-            res = await conn.execute(text(_PRUNE_CHUNK), {"s": bound, "n": limit})
+            for sql, params in statements:
+                if params:
+                    await conn.execute(text(sql), params)
+
+    async def park(self, seq: int, attempts: int, error: str) -> None:
+        async with self._engine.begin() as conn:
+            found = (
+                await conn.execute(text(_TXN_OF + "WHERE t.seq = :s"), {"s": seq >> ITEM_BITS})
+            ).first()
+            await conn.execute(text(_PARK), _park_params(seq, found, attempts, error))
+
+    async def prune_bound(self, before_ms: int) -> int | None:
+        async with self._engine.connect() as conn:
+            low = await _scalar(conn, _PRUNE_LOW)
+            if low is None:
+                return None
+            oldest_open = await _scalar(conn, _OLDEST_OPEN)
+            young = await _scalar(conn, _FIRST_YOUNG, {"lo": low, "b": before_ms})
+        return _bound(low, oldest_open, young)
+
+    async def delete_chunk(self, sql: str, bound: int, limit: int) -> int:
+        async with self._engine.begin() as conn:
+            res = await conn.execute(text(sql), {"s": bound, "n": limit})
         return int(res.rowcount)
+
+
+async def _scalar(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
+    return (await conn.execute(text(sql), params or {})).scalar()

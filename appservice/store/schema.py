@@ -24,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -94,56 +95,68 @@ sync_room_state = Table(
 
 # --- appservice push side: transactions received and the durable inbox ---------------------------
 
-# Transactions accepted from the homeserver; a txnId seen again is answered, not redone.
-# done_at is set once every inbox item of the transaction has been handled.
+# Transactions accepted from the homeserver, numbered in the order received; a txnId seen again
+# is answered, not redone. done_at is set once every item of the transaction is handled or parked.
+# No AUTOINCREMENT on SQLite: rows are never deleted (the txnIds are kept), so a number is never
+# reused, and the sqlite_sequence update it would cost every intake is saved.
 as_txn = Table(
     "as_txn",
     metadata,
+    Column("seq", AutoBigInt, nullable=False, autoincrement=True),
     Column("txn_id", Text, nullable=False),
     Column("received_at", BigInteger, nullable=False),
     Column("event_count", Integer, nullable=False, server_default=text("0")),
     Column("done_at", BigInteger, nullable=True),
-    Column("first_seq", BigInteger, nullable=True),
-    PrimaryKeyConstraint("txn_id"),
-    # Where pruning stops: the first transaction received within the retention.
-    Index("ix_as_txn_received_at", "received_at"),
-    # Transactions still being handled, by their first inbox item: where a restart resumes.
+    PrimaryKeyConstraint("seq"),
+    UniqueConstraint("txn_id"),
+    # Transactions still being handled: where a restart resumes and where pruning stops.
     Index(
         "ix_as_txn_open",
-        "first_seq",
+        "seq",
         sqlite_where=text("done_at IS NULL"),
         postgresql_where=text("done_at IS NULL"),
     ),
+)
+
+# The items of each transaction (kind: event, ephemeral, to_device, device_lists, otk): body is one
+# JSON array of [kind, room_id, object] as intake parsed them, one row per transaction, not per
+# item. Item i of transaction seq has the inbox sequence number seq << 20 | i. Deleted by pruning
+# once the transaction is complete and older than the retention.
+as_txn_items = Table(
+    "as_txn_items",
+    metadata,
+    Column("seq", AutoBigInt, nullable=False, autoincrement=False),
+    Column("body", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("seq"),
 )
 
 INBOX_PENDING = 0
 INBOX_DONE = 1
 INBOX_FAILED = 2
 
-# Items of accepted transactions (kind: event, ephemeral, to_device, device_lists, otk); state 0
-# pending, 1 done, 2 failed; handled in seq order per room.
+# Items whose state differs from their transaction's, by item sequence number: handled while the
+# rest of the transaction is not (state 1), retried (state 0 with attempts and last_error), or
+# parked after failing handlers (state 2, with a copy of the item in txn_id, kind, room_id and
+# body, so it outlives the pruning of its transaction).
 inbox = Table(
     "inbox",
     metadata,
-    Column("seq", AutoBigInt, nullable=False, autoincrement=True),
+    Column("seq", AutoBigInt, nullable=False, autoincrement=False),
     Column("txn_id", Text, nullable=True),
-    Column("kind", Text, nullable=False),
-    Column("room_id", Text, nullable=False, server_default=""),
-    Column("body", LargeBinary, nullable=False),
+    Column("kind", Text, nullable=True),
+    Column("room_id", Text, nullable=True),
+    Column("body", LargeBinary, nullable=True),
     Column("state", SmallInteger, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
     Column("done_at", BigInteger, nullable=True),
     PrimaryKeyConstraint("seq"),
-    # Parked items only: a partial index costs intake nothing (items arrive in state 0), and
-    # pending items are found by seq range from ``as_txn.first_seq`` instead.
     Index(
         "ix_inbox_failed",
         "seq",
         sqlite_where=text("state = 2"),
         postgresql_where=text("state = 2"),
     ),
-    sqlite_autoincrement=True,  # never reuse a seq, even after the newest rows are pruned
 )
 
 # --- state cache: what the homeserver told us, so intents skip needless requests -----------------

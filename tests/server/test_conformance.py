@@ -473,6 +473,7 @@ async def test_rejected_delivery_records_no_txn_in_sql(
             assert (await http.get(path, headers=auth(svc))).status_code == 405
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM as_txn"))).scalar_one() == 0
+        assert (await conn.execute(text("SELECT count(*) FROM as_txn_items"))).scalar_one() == 0
         assert (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one() == 0
 
 

@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ["!crash1:localhost", "!crash2:localhost", "!crash3:localhost"]
 PER_ROOM = 20
 BLOCK_FROM = 6
+# Items of open transactions that no inbox row marks done or parked (item i of transaction n is
+# numbered n << 20 | i).
 PENDING = (
-    "SELECT count(*) FROM inbox WHERE state = 0 "
-    "AND txn_id IN (SELECT txn_id FROM as_txn WHERE done_at IS NULL)"
+    "SELECT COALESCE(SUM(event_count), 0) - (SELECT count(*) FROM inbox AS i "
+    "JOIN as_txn AS o ON o.seq = i.seq >> 20 WHERE o.done_at IS NULL AND i.state <> 0) "
+    "FROM as_txn WHERE done_at IS NULL"
 )
 
 

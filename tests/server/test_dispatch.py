@@ -339,7 +339,8 @@ async def test_a_running_service_prunes_handled_items(
         async with asyncio.timeout(10):
             while True:
                 async with engine.connect() as conn:
-                    left = (await conn.execute(text("SELECT COUNT(*) FROM inbox"))).scalar()
+                    query = text("SELECT COUNT(*) FROM as_txn_items")
+                    left = (await conn.execute(query)).scalar()
                 if left == 0:
                     break
                 await asyncio.sleep(0.05)

@@ -94,12 +94,14 @@ def test_migrations_ship_inside_the_package_and_alembic_ini_points_there() -> No
 
 def test_tables_the_server_writes_sql_against() -> None:
     """Names and columns other layers rely on (the brief's table contract)."""
-    assert {c.name for c in s.as_txn.columns} >= {
+    assert [c.name for c in s.as_txn.columns] == [
+        "seq",
         "txn_id",
         "received_at",
         "event_count",
-        "first_seq",
-    }
+        "done_at",
+    ]
+    assert [c.name for c in s.as_txn_items.columns] == ["seq", "body"]
     assert [c.name for c in s.inbox.columns] == [
         "seq",
         "txn_id",
@@ -111,15 +113,16 @@ def test_tables_the_server_writes_sql_against() -> None:
         "last_error",
         "done_at",
     ]
-    (index,) = s.inbox.indexes  # parked items only: intake writes no index entry
+    (index,) = s.inbox.indexes  # parked items only
     assert [c.name for c in index.columns] == ["seq"]
     assert str(index.dialect_options["sqlite"]["where"]) == "state = 2"
-    indexes = {index.name: index for index in s.as_txn.indexes}
-    assert sorted(indexes) == ["ix_as_txn_open", "ix_as_txn_received_at"]
-    index = indexes["ix_as_txn_open"]  # where a restart resumes
-    assert [c.name for c in index.columns] == ["first_seq"]
+    (index,) = s.as_txn.indexes  # where a restart resumes; intake adds one entry per transaction
+    assert index.name == "ix_as_txn_open"
+    assert [c.name for c in index.columns] == ["seq"]
     assert str(index.dialect_options["postgresql"]["where"]) == "done_at IS NULL"
-    assert [c.name for c in indexes["ix_as_txn_received_at"].columns] == ["received_at"]
+    (unique,) = [c for c in s.as_txn.constraints if c.name == "uq_as_txn_txn_id"]
+    assert [c.name for c in unique.columns] == ["txn_id"]  # type: ignore[attr-defined]
+    assert s.as_txn_items.indexes == set()
     assert (s.INBOX_PENDING, s.INBOX_DONE, s.INBOX_FAILED) == (0, 1, 2)
 
 

@@ -72,7 +72,7 @@ async def test_restart_reads_back_what_was_written(store_url: str) -> None:
         await store.save_room(Room("!empty:example.org"))
         async with store.transaction() as conn:
             await conn.execute(insert(s.as_txn).values(txn_id="t1", received_at=1, event_count=1))
-            await conn.execute(insert(s.inbox).values(txn_id="t1", kind="event", body=b"{}"))
+            await conn.execute(insert(s.as_txn_items).values(seq=1, body=b"[]"))
 
     store = SQLStore(store_url)
     await store.open()
@@ -87,7 +87,7 @@ async def test_restart_reads_back_what_was_written(store_url: str) -> None:
         assert empty.state == {}
         async with store.reading() as conn:
             assert await conn.scalar(select(s.as_txn.c.event_count)) == 1
-            assert await conn.scalar(select(s.inbox.c.kind)) == "event"
+            assert await conn.scalar(select(s.as_txn_items.c.body)) == b"[]"
     finally:
         await store.close()
 
@@ -122,27 +122,30 @@ async def test_transaction_rolls_back_on_error(store_url: str) -> None:
             assert await conn.scalar(select(func.count()).select_from(s.as_txn)) == 0
 
 
-async def test_inbox_seq_increases_and_defaults_apply(store_url: str) -> None:
+async def test_as_txn_numbers_increase_and_defaults_apply(store_url: str) -> None:
     async with SQLStore(store_url) as store:
         async with store.transaction() as conn:
             await conn.execute(
-                insert(s.inbox),
-                [{"txn_id": "t", "kind": "event", "body": b'{"n":%d}' % i} for i in range(50)],
+                insert(s.as_txn), [{"txn_id": f"t{i}", "received_at": i} for i in range(50)]
             )
         async with store.transaction() as conn:
             await conn.execute(
-                text("INSERT INTO inbox (txn_id, kind, body) VALUES ('t2', 'ephemeral', :b)"),
-                {"b": b"{}"},
+                text("INSERT INTO as_txn (txn_id, received_at) VALUES ('late', 99)"),
             )
+            await conn.execute(text("INSERT INTO inbox (seq) VALUES (7)"))
         async with store.reading() as conn:
-            rows = (await conn.execute(select(s.inbox).order_by(s.inbox.c.seq))).all()
-    assert len(rows) == 51
+            rows = (await conn.execute(select(s.as_txn).order_by(s.as_txn.c.seq))).all()
+            item = (await conn.execute(select(s.inbox))).one()
+        with pytest.raises(IntegrityError):  # a txnId is recorded once
+            async with store.transaction() as conn:
+                await conn.execute(insert(s.as_txn), {"txn_id": "t3", "received_at": 1})
+    assert [r.txn_id for r in rows] == [*(f"t{i}" for i in range(50)), "late"]
     seqs = [r.seq for r in rows]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == 51
-    assert [r.body for r in rows[:2]] == [b'{"n":0}', b'{"n":1}']
-    assert {(r.state, r.attempts, r.room_id, r.last_error) for r in rows} == {(0, 0, "", None)}
-    assert rows[-1].kind == "ephemeral"
+    assert {(r.event_count, r.done_at) for r in rows} == {(0, None)}
+    assert (item.seq, item.state, item.attempts) == (7, 0, 0)
+    assert (item.body, item.last_error) == (None, None)
 
 
 async def test_foreign_keys_are_enforced_and_cascade(store_url: str) -> None:

@@ -60,34 +60,39 @@ def upgrade() -> None:
     )
     op.create_table(
         "as_txn",
+        sa.Column("seq", _AUTO_BIGINT, autoincrement=True, nullable=False),
         sa.Column("txn_id", sa.Text(), nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.Column("event_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("done_at", sa.BigInteger(), nullable=True),
-        sa.Column("first_seq", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("txn_id", name="pk_as_txn"),
+        sa.PrimaryKeyConstraint("seq", name="pk_as_txn"),
+        sa.UniqueConstraint("txn_id", name="uq_as_txn_txn_id"),
     )
-    op.create_index("ix_as_txn_received_at", "as_txn", ["received_at"])
     op.create_index(
         "ix_as_txn_open",
         "as_txn",
-        ["first_seq"],
+        ["seq"],
         sqlite_where=sa.text("done_at IS NULL"),
         postgresql_where=sa.text("done_at IS NULL"),
     )
     op.create_table(
-        "inbox",
-        sa.Column("seq", _AUTO_BIGINT, autoincrement=True, nullable=False),
-        sa.Column("txn_id", sa.Text(), nullable=True),
-        sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("room_id", sa.Text(), server_default="", nullable=False),
+        "as_txn_items",
+        sa.Column("seq", _AUTO_BIGINT, autoincrement=False, nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_as_txn_items"),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("seq", _AUTO_BIGINT, autoincrement=False, nullable=False),
+        sa.Column("txn_id", sa.Text(), nullable=True),
+        sa.Column("kind", sa.Text(), nullable=True),
+        sa.Column("room_id", sa.Text(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
         sa.Column("state", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("done_at", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_inbox"),
-        sqlite_autoincrement=True,
     )
     op.create_index(
         "ix_inbox_failed",
@@ -194,6 +199,7 @@ def downgrade() -> None:
         "cache_member",
         "cache_room",
         "inbox",
+        "as_txn_items",
         "as_txn",
         "sync_room_state",
         "sync_room",
