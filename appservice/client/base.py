@@ -219,6 +219,7 @@ class ClientBase:
             budget = max(policy.deadline, per_try)
         start = time.monotonic()
         attempt = 0
+        answered: HTTPError | None = None  # the last retryable answer, should the deadline end it
         while True:
             attempt += 1
             limit = max(0.001, min(per_try, budget - (time.monotonic() - start)))
@@ -239,6 +240,11 @@ class ClientBase:
                 delay = policy.backoff(attempt)
                 retryable = never_sent(exc) or method in IDEMPOTENT_METHODS
                 if not retryable or not self._may_retry(attempt, delay, start, budget):
+                    timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+                    if answered is not None and limit < per_try and timed_out:
+                        # the deadline, not the server, cut this last try short: the server's
+                        # last answer says more than "no answer within a few ms"
+                        raise answered from exc
                     raise _transport_failure(exc, method, path, attempt, limit, retryable) from exc
                 stats.retried(method, endpoint, RETRY_CONNECTION)
                 log.warning(
@@ -267,6 +273,7 @@ class ClientBase:
             delay = hint if hint is not None else policy.backoff(attempt)
             if not self._may_retry(attempt, delay, start, budget):
                 raise error
+            answered = error
             stats.retried(
                 method,
                 endpoint,

@@ -277,6 +277,18 @@ async def test_deadline_bounds_a_hanging_server_despite_a_longer_default_timeout
         assert time.monotonic() - started < 1.0
 
 
+async def test_a_last_try_cut_short_by_the_deadline_reports_the_servers_last_answer() -> None:
+    """The deadline, not the server, ends the second try: the 502 the server gave is the error,
+    not "no answer within a few milliseconds"."""
+    app = ScriptedApp(Reply(502, body=b"<h1>Bad Gateway</h1>"), Reply(200, {}, delay=5.0))
+    policy = RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.05, deadline=0.5)
+    async with serve(app) as url, ClientBase(url, retry=policy, timeout=30) as client:
+        with pytest.raises(HTTPError) as info:
+            await client.make_request("PUT", client.build_url("x"), {})
+    assert info.value.code == 502
+    assert len(app.requests) == 2
+
+
 async def test_explicit_long_poll_timeout_may_outlast_the_deadline() -> None:
     app = ScriptedApp(Reply(200, {"next_batch": "s2"}, delay=0.8))
     policy = RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.05, deadline=0.3)
