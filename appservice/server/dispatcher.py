@@ -121,17 +121,25 @@ class Dispatcher:
         response first, so handlers do not delay the homeserver's 200 (a worker already
         running still picks the items up)."""
         rooms, ready, left = self._rooms, self._ready, self._txn_left
-        n = 0
+        txn_id = ""
+        run = total = 0  # items of txn_id in a row: counted per run, not per item
         for item in items:
-            n += 1
-            left[item.txn_id] = left.get(item.txn_id, 0) + 1
+            if item.txn_id is not txn_id:
+                if run:
+                    left[txn_id] = left.get(txn_id, 0) + run
+                    total += run
+                txn_id, run = item.txn_id, 0
+            run += 1
             room = item.room_id
             lane = rooms.get(room)
             if lane is None:
                 lane = rooms[room] = deque()
                 ready.append(room)
             lane.append(item)
-        self._pending += n
+        if run:
+            left[txn_id] = left.get(txn_id, 0) + run
+            total += run
+        self._pending += total
         if wake and ready and not self._waking:
             self._wake_one()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,6 +80,10 @@ class Inbox(Protocol):
         txnIds and parked items stay); returns how many transactions' items were deleted."""
 
 
+def _items_of(txn: list[InboxItem] | dict[int, InboxItem]) -> Iterable[InboxItem]:
+    return txn if isinstance(txn, list) else txn.values()
+
+
 class MemoryInbox:
     """An in-process inbox: fast, not durable. Remembers the last ``max_txn_ids`` txnIds."""
 
@@ -89,7 +93,8 @@ class MemoryInbox:
         self._txn_ids: OrderedDict[str, None] = OrderedDict()
         self._max_txn_ids = max_txn_ids
         self._seq = 0
-        self._pending: dict[str, dict[int, InboxItem]] = {}
+        # Per open transaction: its items as accepted, or by seq once some are marked one by one.
+        self._pending: dict[str, list[InboxItem] | dict[int, InboxItem]] = {}
         self._failed: dict[int, InboxItem] = {}
 
     async def open(self) -> None:
@@ -111,13 +116,13 @@ class MemoryInbox:
             for i, (kind, room_id, payload) in enumerate(items)
         ]
         self._seq += len(out)
-        self._pending[txn_id] = {item.seq: item for item in out}
+        self._pending[txn_id] = out  # indexed by seq only when an item is marked on its own
         return out
 
     async def pending(self) -> list[InboxItem]:
         """Items accepted but not yet done or failed."""
         return sorted(
-            (item for by_seq in self._pending.values() for item in by_seq.values()),
+            (item for txn in self._pending.values() for item in _items_of(txn)),
             key=lambda i: i.seq,
         )
 
@@ -126,9 +131,16 @@ class MemoryInbox:
         for txn_id in complete_txn_ids:
             self._pending.pop(txn_id, None)
         for item in items:
-            by_seq = self._pending.get(item.txn_id)
+            by_seq = self._by_seq(item.txn_id)
             if by_seq is not None:
                 by_seq.pop(item.seq, None)
+
+    def _by_seq(self, txn_id: str) -> dict[int, InboxItem] | None:
+        """The pending items of ``txn_id`` by seq (indexed now if not yet), or None."""
+        txn = self._pending.get(txn_id)
+        if isinstance(txn, list):
+            txn = self._pending[txn_id] = {item.seq: item for item in txn}
+        return txn
 
     async def record_attempt(self, seq: int, attempts: int, error: str) -> None:
         """Remember the failure on the pending item."""
@@ -140,13 +152,16 @@ class MemoryInbox:
         """Move the item to the failed set."""
         item = self._find(seq)
         if item is not None:
-            self._pending[item.txn_id].pop(seq)
+            by_seq = self._by_seq(item.txn_id)
+            assert by_seq is not None
+            by_seq.pop(seq)
             item.attempts, item.last_error = attempts, error
             self._failed[seq] = item
 
     def _find(self, seq: int) -> InboxItem | None:
-        for by_seq in self._pending.values():
-            if seq in by_seq:
+        for txn_id in self._pending:
+            by_seq = self._by_seq(txn_id)
+            if by_seq is not None and seq in by_seq:
                 return by_seq[seq]
         return None
 

@@ -302,6 +302,30 @@ async def test_resume_at_start_in_room_order(registration: Registration) -> None
     assert await inbox.pending() == []
 
 
+async def test_memory_inbox_bookkeeping_of_single_items() -> None:
+    """Items marked one by one, retried and parked, before and after their transaction ends."""
+    from appservice.server.transaction import parse_transaction
+
+    inbox = MemoryInbox()
+    a = await inbox.accept("a", parse_transaction(txn_body([message("!a:x", i) for i in range(4)])))
+    b = await inbox.accept("b", parse_transaction(txn_body([message("!b:x", 9)])))
+    assert a is not None
+    assert b is not None
+    assert await inbox.accept("a", []) is None
+    await inbox.mark_done([a[0]], [])
+    await inbox.record_attempt(a[1].seq, 2, "ValueError: twice")
+    await inbox.mark_failed(a[2].seq, 3, "ValueError: thrice")
+    pending = await inbox.pending()
+    assert [i.seq for i in pending] == [a[1].seq, a[3].seq, b[0].seq]
+    assert (pending[0].attempts, pending[0].last_error) == (2, "ValueError: twice")
+    assert [(i.seq, i.attempts) for i in await inbox.failed()] == [(a[2].seq, 3)]
+    await inbox.mark_done([a[1]], ["b"])
+    assert [i.seq for i in await inbox.pending()] == [a[3].seq]
+    await inbox.mark_done([], ["a"])
+    assert await inbox.pending() == []
+    assert [i.seq for i in await inbox.failed()] == [a[2].seq]
+
+
 async def test_events_without_handlers_are_marked_done(registration: Registration) -> None:
     inbox = MemoryInbox()
     svc = service(registration, inbox=inbox)
