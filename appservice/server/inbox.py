@@ -116,7 +116,8 @@ class MemoryInbox:
             for i, (kind, room_id, payload) in enumerate(items)
         ]
         self._seq += len(out)
-        self._pending[txn_id] = out  # indexed by seq only when an item is marked on its own
+        if out:  # an empty transaction is complete at once (and would never be marked so)
+            self._pending[txn_id] = out  # indexed by seq only when an item is marked on its own
         return out
 
     async def pending(self) -> list[InboxItem]:
