@@ -118,7 +118,8 @@ class Connection:
         self._spawn(self._sender(), "irc-sender")
         try:
             await self.client.connect(self.config.host, self.config.port)
-            await asyncio.wait_for(self.registered.wait(), self.config.connect_timeout)
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.registered.wait()
         except (OSError, TimeoutError) as err:
             log.warning("IRC %s as %s: not connected yet (%s); retrying in the background",
                         self.where, self.nick, err or type(err).__name__)  # fmt: skip
@@ -178,7 +179,8 @@ class Connection:
     async def wait_joined(self, channel: str, within: float) -> bool:
         """Wait until we are in ``channel``; whether we are."""
         try:
-            await asyncio.wait_for(self._ready(channel).wait(), within)
+            async with asyncio.timeout(within):
+                await self._ready(channel).wait()
         except TimeoutError:
             return False
         return True
@@ -244,7 +246,8 @@ class Connection:
         item = _Outgoing(target, command, lines)
         self._outbox.put_nowait(item)
         try:
-            await asyncio.wait_for(asyncio.shield(item.done), within)
+            async with asyncio.timeout(within):
+                await asyncio.shield(item.done)
         except TimeoutError:
             item.done.cancel()
             raise NotDelivered(
