@@ -95,12 +95,7 @@ _PRUNE_MARKS = (
     "(SELECT seq FROM inbox WHERE seq < :s AND state <> 2 ORDER BY seq LIMIT :n)"
 )
 _PRUNE_CHUNK_ROWS = 10_000
-_NO_BOUND = (1 << (63 - ITEM_BITS)) - 1  # above every transaction number; its items' fit 64 bits
-
-
-def item_seq(txn_seq: int, index: int) -> int:
-    """The sequence number of item ``index`` of the transaction numbered ``txn_seq``."""
-    return txn_seq << ITEM_BITS | index
+_NO_BOUND = (1 << (63 - ITEM_BITS)) - 1  # above every transaction number; item seqs still fit
 
 
 def _items(txn_seq: int, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem]:
