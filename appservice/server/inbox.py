@@ -80,6 +80,14 @@ class Inbox(Protocol):
         txnIds and parked items stay); returns how many transactions' items were deleted."""
 
 
+def number_items(first: int, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem]:
+    """``items`` of ``txn_id`` as inbox items numbered ``first``, ``first + 1``, ..."""
+    return [
+        InboxItem(first + i, txn_id, kind, room_id, payload)
+        for i, (kind, room_id, payload) in enumerate(items)
+    ]
+
+
 def _items_of(txn: list[InboxItem] | dict[int, InboxItem]) -> Iterable[InboxItem]:
     return txn if isinstance(txn, list) else txn.values()
 
@@ -110,11 +118,7 @@ class MemoryInbox:
         self._txn_ids[txn_id] = None
         if len(self._txn_ids) > self._max_txn_ids:
             self._txn_ids.popitem(last=False)
-        first = self._seq + 1
-        out = [
-            InboxItem(first + i, txn_id, kind, room_id, payload)
-            for i, (kind, room_id, payload) in enumerate(items)
-        ]
+        out = number_items(self._seq + 1, txn_id, items)
         self._seq += len(out)
         if out:  # an empty transaction is complete at once (and would never be marked so)
             self._pending[txn_id] = out  # indexed by seq only when an item is marked on its own

@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, InboxItem, now_ms
+from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, InboxItem, now_ms, number_items
 from appservice.server.transaction import RawItem
 
 T = TypeVar("T")
@@ -70,7 +70,10 @@ _ATTEMPT = (
     "ON CONFLICT (seq) DO UPDATE SET attempts = excluded.attempts, "
     "last_error = excluded.last_error"
 )
-_TXN_OF = "SELECT t.txn_id, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
+_TXN_OF = (
+    "SELECT t.txn_id, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
+    "WHERE t.seq = :s"
+)
 _PARK = (
     "INSERT INTO inbox (seq, txn_id, kind, room_id, body, state, attempts, last_error, done_at) "
     "VALUES (:s, :t, :k, :r, :b, 2, :n, :e, :now) "
@@ -96,14 +99,6 @@ _PRUNE_MARKS = (
 )
 _PRUNE_CHUNK_ROWS = 10_000
 _NO_BOUND = (1 << (63 - ITEM_BITS)) - 1  # above every transaction number; item seqs still fit
-
-
-def _items(txn_seq: int, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem]:
-    base = txn_seq << ITEM_BITS
-    return [
-        InboxItem(base + i, txn_id, kind, room_id, payload)
-        for i, (kind, room_id, payload) in enumerate(items)
-    ]
 
 
 def _check_size(items: Sequence[RawItem]) -> None:
@@ -317,7 +312,7 @@ class _SQLiteBackend:
             self._committing = True
             self._committer = asyncio.ensure_future(self._commit_queued())
         txn_seq = await future
-        return None if txn_seq is None else _items(txn_seq, txn_id, items)
+        return None if txn_seq is None else number_items(txn_seq << ITEM_BITS, txn_id, items)
 
     async def _commit_queued(self) -> None:
         try:
@@ -419,7 +414,7 @@ class _SQLiteBackend:
     async def park(self, seq: int, attempts: int, error: str) -> None:
         def run() -> None:
             conn = self._m()
-            found = conn.execute(_TXN_OF + "WHERE t.seq = :s", {"s": seq >> ITEM_BITS}).fetchone()
+            found = conn.execute(_TXN_OF, {"s": seq >> ITEM_BITS}).fetchone()
             self._write([(_PARK, [_park_params(seq, found, attempts, error)])])
 
         await self._run(run)
@@ -469,7 +464,7 @@ class _EngineBackend:
                 return None
             if items:
                 await conn.execute(text(_INSERT_ITEMS), {"s": txn_seq, "b": orjson.dumps(items)})
-        return _items(int(txn_seq), txn_id, items)
+        return number_items(int(txn_seq) << ITEM_BITS, txn_id, items)
 
     async def pending(self) -> list[InboxItem]:
         async with self._engine.connect() as conn:
@@ -494,9 +489,7 @@ class _EngineBackend:
 
     async def park(self, seq: int, attempts: int, error: str) -> None:
         async with self._engine.begin() as conn:
-            found = (
-                await conn.execute(text(_TXN_OF + "WHERE t.seq = :s"), {"s": seq >> ITEM_BITS})
-            ).first()
+            found = (await conn.execute(text(_TXN_OF), {"s": seq >> ITEM_BITS})).first()
             await conn.execute(text(_PARK), _park_params(seq, found, attempts, error))
 
     async def prune_bound(self, before_ms: int) -> int | None:

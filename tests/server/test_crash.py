@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from appservice.registration import Registration
+from appservice.server.inbox import ITEM_BITS
 from tests.helpers.loopback import free_port
 from tests.server.conftest import PG_URL, need_postgres
 
@@ -27,10 +28,10 @@ ROOMS = ["!crash1:localhost", "!crash2:localhost", "!crash3:localhost"]
 PER_ROOM = 20
 BLOCK_FROM = 6
 # Items of open transactions that no inbox row marks done or parked (item i of transaction n is
-# numbered n << 20 | i).
+# numbered n << ITEM_BITS | i).
 PENDING = (
     "SELECT COALESCE(SUM(event_count), 0) - (SELECT count(*) FROM inbox AS i "
-    "JOIN as_txn AS o ON o.seq = i.seq >> 20 WHERE o.done_at IS NULL AND i.state <> 0) "
+    f"JOIN as_txn AS o ON o.seq = i.seq >> {ITEM_BITS} WHERE o.done_at IS NULL AND i.state <> 0) "
     "FROM as_txn WHERE done_at IS NULL"
 )
 
