@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -61,6 +62,15 @@ def describe(item: InboxItem) -> str:
     return f"{kind} {event_id}" if isinstance(event_id, str) else kind
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """Items of one transaction in one room, in order; those before ``pos`` were taken."""
+
+    txn_id: str
+    items: list[InboxItem]
+    pos: int = 0
+
+
 class Dispatcher:
     """Runs ``handle(item)`` for submitted items; see the module docstring for the guarantees."""
 
@@ -90,7 +100,7 @@ class Dispatcher:
         self._retry_delay = retry_delay
         self._batch = batch_per_turn
         # A room has a lane while it has items or a worker runs it (then it is not in _ready).
-        self._rooms: dict[str, deque[InboxItem]] = {}
+        self._rooms: dict[str, deque[_Chunk]] = {}
         self._ready: deque[str] = deque()  # rooms with items and no worker, in FIFO order
         self._idle: deque[asyncio.Future[None]] = deque()  # each idle worker's wake-up
         self._waking = 0  # workers woken that have not resumed yet
@@ -119,29 +129,41 @@ class Dispatcher:
 
         ``wake=False`` leaves idle workers asleep until :meth:`wake`: the caller can send its
         response first, so handlers do not delay the homeserver's 200 (a worker already
-        running still picks the items up)."""
-        rooms, ready, left = self._rooms, self._ready, self._txn_left
+        running still picks the items up). Items are queued as one chunk per transaction and
+        room, so the lanes and the hot loop work per chunk rather than per item."""
+        groups: dict[str, list[InboxItem]] = {}
         txn_id = ""
-        run = total = 0  # items of txn_id in a row: counted per run, not per item
+        total = 0
         for item in items:
-            if item.txn_id is not txn_id:
-                if run:
-                    left[txn_id] = left.get(txn_id, 0) + run
-                    total += run
-                txn_id, run = item.txn_id, 0
-            run += 1
-            room = item.room_id
+            if item.txn_id != txn_id:
+                if groups:
+                    total += self._queue(txn_id, groups)
+                    groups = {}
+                txn_id = item.txn_id
+            group = groups.get(item.room_id)
+            if group is None:
+                groups[item.room_id] = [item]
+            else:
+                group.append(item)
+        if groups:
+            total += self._queue(txn_id, groups)
+        self._pending += total
+        if wake and self._ready and not self._waking:
+            self._wake_one()
+
+    def _queue(self, txn_id: str, groups: dict[str, list[InboxItem]]) -> int:
+        """Append each room's items of ``txn_id`` to its lane as one chunk; how many items."""
+        rooms, ready = self._rooms, self._ready
+        n = 0
+        for room, group in groups.items():
+            n += len(group)
             lane = rooms.get(room)
             if lane is None:
                 lane = rooms[room] = deque()
                 ready.append(room)
-            lane.append(item)
-        if run:
-            left[txn_id] = left.get(txn_id, 0) + run
-            total += run
-        self._pending += total
-        if wake and ready and not self._waking:
-            self._wake_one()
+            lane.append(_Chunk(txn_id, group))
+        self._txn_left[txn_id] = self._txn_left.get(txn_id, 0) + n
+        return n
 
     def wake(self) -> None:
         """Wake an idle worker if rooms wait for one (after ``submit(..., wake=False)``)."""
@@ -245,54 +267,60 @@ class Dispatcher:
         finally:
             busy.discard(task)
 
-    async def _run_lane(self, lane: deque[InboxItem]) -> None:
+    async def _run_lane(self, lane: deque[_Chunk]) -> None:
         """Run up to ``batch_per_turn`` items of one room, in order (the hot loop).
 
-        Items handled synchronously are collected per stretch of one transaction's items and
-        counted (``_handled``) before anything is awaited, so no other task sees a count lag
-        behind. ``closing`` is checked by the worker before the run and here after each wait:
-        only another task sets it, so it cannot change while no wait is in between.
+        Items handled synchronously are counted (``_handled``) per stretch of a chunk before
+        anything is awaited, so no other task sees a count lag behind; their latencies go
+        straight into the histogram's buckets. ``closing`` is checked by the worker before the
+        run and here after each wait: only another task sets it, so it cannot change while no
+        wait is in between.
         """
-        handle, closing, observe, clock = self._handle, self._closing, self.latency.observe, _clock
-        room_id_var.set(lane[0].room_id or "-")
-        txn_id = ""
-        run: list[InboxItem] = []  # items of ``txn_id`` handled and not counted yet
-        started = clock()
-        try:
-            for _ in range(self._batch):
-                if not lane:
-                    break
-                item = lane.popleft()
-                if item.txn_id != txn_id:
-                    if run:
-                        self._handled(txn_id, run)
-                        run = []
-                    txn_id = item.txn_id
-                    txn_id_var.set(txn_id)
+        handle, closing, clock = self._handle, self._closing, _clock
+        histogram = self.latency
+        bounds, counts = histogram.bounds, histogram.counts
+        budget = self._batch
+        room_id_var.set(lane[0].items[0].room_id or "-")
+        while budget > 0 and lane:
+            chunk = lane[0]
+            txn_id, items, pos = chunk.txn_id, chunk.items, chunk.pos
+            txn_id_var.set(txn_id)
+            end = min(len(items), pos + budget)
+            i = pos
+            pending: Awaitable[None] | None = None
+            took = 0.0
+            started = clock()
+            while i < end:
+                item = items[i]
+                i += 1
                 try:
                     pending = handle(item)
                 except Exception as exc:
                     pending = self._run_failed(item, exc)
-                else:
-                    if pending is None:
-                        now = clock()
-                        observe(now - started)
-                        started = now
-                        run.append(item)
-                        continue
-                    pending = self._finish(item, pending, started)
-                if run:
-                    self._handled(txn_id, run)
-                    run = []
-                if self._ready and not self._waking:
-                    self._wake_one()  # the rooms behind this one need not wait for it
-                await pending
-                if closing.is_set():
                     break
-                started = clock()
-        finally:
-            if run:
-                self._handled(txn_id, run)
+                if pending is not None:
+                    pending = self._finish(item, pending, started)
+                    break
+                now = clock()
+                elapsed = now - started
+                counts[bisect_left(bounds, elapsed)] += 1
+                took += elapsed
+                started = now
+            histogram.sum += took
+            chunk.pos = i
+            budget -= i - pos
+            if i == len(items):
+                lane.popleft()
+            synced = i - 1 if pending is not None else i  # the awaited item counts itself
+            if synced > pos:
+                self._handled(txn_id, items if synced - pos == len(items) else items[pos:synced])
+            if pending is None:
+                continue
+            if self._ready and not self._waking:
+                self._wake_one()  # the rooms behind this one need not wait for it
+            await pending
+            if closing.is_set():
+                break
 
     async def _finish(self, item: InboxItem, pending: Awaitable[None], started: float) -> None:
         """Await a handler that did not finish synchronously; retry it should it raise."""
