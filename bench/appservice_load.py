@@ -1,7 +1,7 @@
 """Appservice transaction intake benchmark (the load of shared/notes/baselines.md), one run:
 
     .venv/bin/python bench/appservice_load.py [--transactions 2000] [--warmup 200] [--concurrency 1]
-                                              [--rounds 3] [--servers KIND ...]
+                                              [--rounds 4] [--servers KIND ...]
 
 Servers, each in its own process pinned to CPU 0 (the load generator is pinned to CPU 1):
   ours-sqlite   appservice.AppService, durable intake on SQLite (WAL, synchronous=FULL)
@@ -14,8 +14,8 @@ unique txnIds, PUT with Authorization: Bearer, from a small asyncio HTTP/1.1 cli
 Printed per server: events/s, p50/p99 latency, server CPU ms per transaction (utime+stime of the
 server process from just before the timed run until every event was handled, / transactions);
 the handled event count is checked against what was sent. The servers run ``--rounds`` times,
-interleaved; each row is the server's median run, and each ratio is the median of the ratios
-within a round. Ratios and machine/versions follow.
+interleaved, every other round in reverse order; each row is the server's median run, and each
+ratio is the median of the ratios within a round. Ratios and machine/versions follow.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ EVENTS_PER_TXN = 50
 ROOMS = 10
 SERVER_CPU = 0
 CLIENT_CPU = 1
-KINDS = [
+KINDS = [  # each compared pair next to each other (see main_async)
     "ours-sqlite",
+    "mautrix",
     "ours-sqlite-normal",
     "ours-memory",
-    "mautrix",
     "bare",
 ]
 
@@ -363,10 +363,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"# {machine_line()}")
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in args.servers}
     with tempfile.TemporaryDirectory(prefix="as-bench-") as workdir:
-        for n in range(args.rounds):  # interleaved, so a slow spell of the machine hits all
+        for n in range(args.rounds):
+            # Interleaved, so a slow spell of the machine hits all; every other round runs the
+            # servers in reverse (A B B A), so a drift of the machine's speed favours no server
+            # of a pair, and the pairs compared run next to each other.
             rounddir = Path(workdir) / f"round-{n}"
             rounddir.mkdir()
-            for kind in args.servers:
+            for kind in args.servers if n % 2 == 0 else args.servers[::-1]:
                 result = await drive(kind, bodies, args.warmup, args.concurrency, str(rounddir))
                 runs[kind].append(result)
     # Each server's median run (by events/s); the spread shows how noisy the machine was.
@@ -407,7 +410,7 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server, interleaved")
+    parser.add_argument("--rounds", type=int, default=4, help="runs of each server, interleaved")
     parser.add_argument("--servers", nargs="+", default=KINDS, choices=KINDS)
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

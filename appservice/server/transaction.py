@@ -37,6 +37,14 @@ def _bad(msg: str) -> MatrixHTTPError:
     return MatrixHTTPError(400, M_BAD_JSON, msg)
 
 
+def _bad_event(events: list[Any], ev: Any) -> MatrixHTTPError:
+    """The 400 for the malformed ``ev``, naming its index in ``events``."""
+    i = next(i for i, e in enumerate(events) if e is ev)
+    if type(ev) is not dict:
+        return _bad(f"events[{i}] must be an object")
+    return _bad(f"events[{i}] must have string 'type' and 'room_id'")
+
+
 def _first(body: dict[str, Any], keys: tuple[str, ...]) -> Any:
     """The value under the stable key, else under the unstable one (never both: no doubles)."""
     for key in keys:
@@ -80,12 +88,14 @@ def parse_transaction(body: bytes) -> list[RawItem]:
         raise _bad("Transaction must have an 'events' list")
     items: list[RawItem] = []
     append = items.append
-    for i, ev in enumerate(events):
-        if type(ev) is not dict:
-            raise _bad(f"events[{i}] must be an object")
-        room_id = ev.get("room_id")
-        if type(ev.get("type")) is not str or type(room_id) is not str:
-            raise _bad(f"events[{i}] must have string 'type' and 'room_id'")
+    for ev in events:  # the hot loop: subscripts, no calls; the index is found on error only
+        try:
+            room_id = ev["room_id"]
+            event_type = ev["type"]
+        except (KeyError, TypeError):
+            raise _bad_event(events, ev) from None
+        if type(ev) is not dict or type(event_type) is not str or type(room_id) is not str:
+            raise _bad_event(events, ev)
         append((EVENT, room_id, ev))
     items += _typed_list(decoded, _EPHEMERAL_KEYS, EPHEMERAL)
     items += _typed_list(decoded, _TO_DEVICE_KEYS, TO_DEVICE)

@@ -53,7 +53,7 @@ def _outcome(build: Any, d: dict[str, Any]) -> Any:
         return ("ValueError", str(exc))
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(changes=st.dictionaries(_keys, _values, max_size=4), dropped=st.sets(_keys, max_size=3))
 def test_matches_from_dict_for_any_shape(changes: dict[str, Any], dropped: set[str]) -> None:
     d = {k: v for k, v in {**MESSAGE, **changes}.items() if k not in dropped}
