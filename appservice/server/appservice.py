@@ -497,10 +497,10 @@ class AppService:
 
     # --- dispatch -----------------------------------------------------------------------------
 
-    def _handle_item(self, item: InboxItem) -> Awaitable[None] | None:
-        """Hand one item to its handlers: ``None`` when that finished synchronously (plain
+    def _handle_item(self, seq: int, item: RawItem) -> Awaitable[None] | None:
+        """Hand item ``seq`` to its handlers: ``None`` when that finished synchronously (plain
         handlers, no handler), else an awaitable the dispatcher awaits."""
-        kind, payload = item.kind, item.payload
+        kind, _, payload = item
         if kind == EVENT:
             event_type = payload["type"]
             handlers = self._by_type.get(event_type)
@@ -519,29 +519,29 @@ class AppService:
                     return result
                 return result if inspect.isawaitable(result) else None
             if handlers:
-                return self._run_handlers(item, handlers, event_from_payload(payload))
+                return self._run_handlers(seq, handlers, event_from_payload(payload))
         elif kind == EPHEMERAL:
             if self._ephemeral:
-                return self._run_handlers(item, self._ephemeral, event_from_payload(payload))
+                return self._run_handlers(seq, self._ephemeral, event_from_payload(payload))
         elif kind == TO_DEVICE:
             if self._to_device:
                 message = ToDeviceEvent.from_dict(payload)
-                return self._run_handlers(item, self._to_device, message)
+                return self._run_handlers(seq, self._to_device, message)
         elif kind == DEVICE_LISTS:
             if self._device_lists:
                 lists = DeviceLists.from_dict(payload)
-                return self._run_handlers(item, self._device_lists, lists)
+                return self._run_handlers(seq, self._device_lists, lists)
         elif kind == OTK:
             if self._otk:
-                return self._run_handlers(item, self._otk, OTKCounts.from_dict(payload))
+                return self._run_handlers(seq, self._otk, OTKCounts.from_dict(payload))
         else:
-            log.warning("inbox item %d has unknown kind %r; skipped", item.seq, kind)
+            log.warning("inbox item %d has unknown kind %r; skipped", seq, kind)
         return None
 
-    async def _run_handlers(self, item: InboxItem, handlers: list[_Handler[T]], arg: T) -> None:
+    async def _run_handlers(self, seq: int, handlers: list[_Handler[T]], arg: T) -> None:
         """Run the handlers in order; a retry resumes at the handler that failed, so handlers
         that already succeeded are not run twice for the same item within this process."""
-        start = self._progress.pop(item.seq, 0) if self._progress else 0
+        start = self._progress.pop(seq, 0) if self._progress else 0
         echo: bool | None = None
         for i in range(start, len(handlers)):
             handler = handlers[i]
@@ -555,5 +555,5 @@ class AppService:
             except Exception:
                 if len(self._progress) >= _MAX_PROGRESS:  # parked items never come back for it
                     self._progress.clear()
-                self._progress[item.seq] = i
+                self._progress[seq] = i
                 raise

@@ -25,13 +25,15 @@ from dataclasses import dataclass
 
 from appservice.metrics import HANDLER_LATENCY_BUCKETS, LatencyHistogram
 from appservice.server.context import room_id_var, txn_id_var
-from appservice.server.inbox import Inbox, InboxItem
+from appservice.server.inbox import Accepted, Inbox, InboxItem
+from appservice.server.transaction import RawItem
 
 log = logging.getLogger("appservice.server.dispatcher")
 _clock = time.perf_counter
 
-ItemHandler = Callable[[InboxItem], Awaitable[None] | None]
-"""Handles one item: returns ``None`` when done synchronously, else an awaitable to await."""
+ItemHandler = Callable[[int, RawItem], Awaitable[None] | None]
+"""Handles one item, given its seq and ``(kind, room_id, payload)``: returns ``None`` when done
+synchronously, else an awaitable to await."""
 
 
 @dataclass
@@ -64,11 +66,25 @@ def describe(item: InboxItem) -> str:
 
 @dataclass(slots=True)
 class _Chunk:
-    """Items of one transaction in one room, in order; those before ``pos`` were taken."""
+    """Items of one transaction in one room, in order, with their seqs; those before ``pos``
+    were taken. Plain tuples: an :class:`InboxItem` is made only when one is needed (a failing
+    handler, a done mark of a transaction still in progress)."""
 
     txn_id: str
-    items: list[InboxItem]
+    entries: list[RawItem]
+    seqs: list[int]
     pos: int = 0
+
+
+@dataclass(slots=True)
+class _Done:
+    """Handled items of a transaction still in progress, until their done marks are written."""
+
+    seqs: list[int]
+    entries: list[RawItem]
+
+    def items(self, txn_id: str) -> list[InboxItem]:
+        return [InboxItem(s, txn_id, *e) for s, e in zip(self.seqs, self.entries, strict=True)]
 
 
 class Dispatcher:
@@ -106,7 +122,7 @@ class Dispatcher:
         self._waking = 0  # workers woken that have not resumed yet
         # Handled items of transactions still in progress, by txnId, until the next flush (a
         # transaction's entry goes once it is complete: it is marked done as a whole).
-        self._done: dict[str, list[InboxItem]] = {}
+        self._done: dict[str, _Done] = {}
         self._completed: list[str] = []
         self._txn_left: dict[str, int] = {}
         self._done_signal = asyncio.Event()
@@ -117,6 +133,7 @@ class Dispatcher:
         self._busy: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._pending = 0
+        self._attempts: dict[int, tuple[int, str | None]] = {}  # resumed items that failed before
         self.stats = DispatchStats()
 
     @property
@@ -130,8 +147,34 @@ class Dispatcher:
         ``wake=False`` leaves idle workers asleep until :meth:`wake`: the caller can send its
         response first, so handlers do not delay the homeserver's 200 (a worker already
         running still picks the items up). Items are queued as one chunk per transaction and
-        room, so the lanes and the hot loop work per chunk rather than per item."""
-        groups: dict[str, list[InboxItem]] = {}
+        room; an :class:`Accepted` transaction is read as its parsed tuples, not item by item."""
+        if isinstance(items, Accepted):
+            total = self._queue(items.txn_id, self._group_accepted(items))
+        else:
+            total = self._queue_items(items)
+        self._pending += total
+        if wake and self._ready and not self._waking:
+            self._wake_one()
+
+    @staticmethod
+    def _group_accepted(accepted: Accepted) -> dict[str, _Chunk]:
+        """A fresh transaction's items as one chunk per room (the hot path of intake)."""
+        groups: dict[str, _Chunk] = {}
+        txn_id = accepted.txn_id
+        seq = accepted.first_seq
+        for entry in accepted.items:
+            chunk = groups.get(entry[1])
+            if chunk is None:
+                groups[entry[1]] = _Chunk(txn_id, [entry], [seq])
+            else:
+                chunk.entries.append(entry)
+                chunk.seqs.append(seq)
+            seq += 1
+        return groups
+
+    def _queue_items(self, items: Iterable[InboxItem]) -> int:
+        """Queue stored items (resumed at start), remembering the attempts they had."""
+        groups: dict[str, _Chunk] = {}
         txn_id = ""
         total = 0
         for item in items:
@@ -140,30 +183,39 @@ class Dispatcher:
                     total += self._queue(txn_id, groups)
                     groups = {}
                 txn_id = item.txn_id
-            group = groups.get(item.room_id)
-            if group is None:
-                groups[item.room_id] = [item]
+            if item.attempts:
+                self._attempts[item.seq] = (item.attempts, item.last_error)
+            entry = (item.kind, item.room_id, item.payload)
+            chunk = groups.get(item.room_id)
+            if chunk is None:
+                groups[item.room_id] = _Chunk(txn_id, [entry], [item.seq])
             else:
-                group.append(item)
+                chunk.entries.append(entry)
+                chunk.seqs.append(item.seq)
         if groups:
             total += self._queue(txn_id, groups)
-        self._pending += total
-        if wake and self._ready and not self._waking:
-            self._wake_one()
+        return total
 
-    def _queue(self, txn_id: str, groups: dict[str, list[InboxItem]]) -> int:
-        """Append each room's items of ``txn_id`` to its lane as one chunk; how many items."""
+    def _queue(self, txn_id: str, groups: dict[str, _Chunk]) -> int:
+        """Append each room's chunk of ``txn_id`` to its lane; how many items."""
         rooms, ready = self._rooms, self._ready
         n = 0
-        for room, group in groups.items():
-            n += len(group)
+        for room, chunk in groups.items():
+            n += len(chunk.seqs)
             lane = rooms.get(room)
             if lane is None:
                 lane = rooms[room] = deque()
                 ready.append(room)
-            lane.append(_Chunk(txn_id, group))
-        self._txn_left[txn_id] = self._txn_left.get(txn_id, 0) + n
+            lane.append(chunk)
+        if n:
+            self._txn_left[txn_id] = self._txn_left.get(txn_id, 0) + n
         return n
+
+    def _item(self, txn_id: str, seq: int, entry: RawItem) -> InboxItem:
+        """The inbox item for a queued entry, with the attempts it had before a restart."""
+        kind, room_id, payload = entry
+        attempts, error = self._attempts.pop(seq, (0, None))
+        return InboxItem(seq, txn_id, kind, room_id, payload, attempts, error)
 
     def wake(self) -> None:
         """Wake an idle worker if rooms wait for one (after ``submit(..., wake=False)``)."""
@@ -236,6 +288,7 @@ class Dispatcher:
         self._idle.clear()
         self._waking = 0
         self._txn_left.clear()
+        self._attempts.clear()
         self._pending = 0
 
     async def _worker(self) -> None:
@@ -280,26 +333,27 @@ class Dispatcher:
         histogram = self.latency
         bounds, counts = histogram.bounds, histogram.counts
         budget = self._batch
-        room_id_var.set(lane[0].items[0].room_id or "-")
+        room_id_var.set(lane[0].entries[0][1] or "-")
         while budget > 0 and lane:
             chunk = lane[0]
-            txn_id, items, pos = chunk.txn_id, chunk.items, chunk.pos
+            txn_id, entries, seqs, pos = chunk.txn_id, chunk.entries, chunk.seqs, chunk.pos
             txn_id_var.set(txn_id)
-            end = min(len(items), pos + budget)
+            end = min(len(entries), pos + budget)
             i = pos
             pending: Awaitable[None] | None = None
             took = 0.0
             started = clock()
             while i < end:
-                item = items[i]
+                seq = seqs[i]
+                entry = entries[i]
                 i += 1
                 try:
-                    pending = handle(item)
+                    pending = handle(seq, entry)
                 except Exception as exc:
-                    pending = self._run_failed(item, exc)
+                    pending = self._run_failed(self._item(txn_id, seq, entry), exc)
                     break
                 if pending is not None:
-                    pending = self._finish(item, pending, started)
+                    pending = self._finish(txn_id, seq, entry, pending, started)
                     break
                 now = clock()
                 elapsed = now - started
@@ -309,11 +363,14 @@ class Dispatcher:
             histogram.sum += took
             chunk.pos = i
             budget -= i - pos
-            if i == len(items):
+            if i == len(entries):
                 lane.popleft()
             synced = i - 1 if pending is not None else i  # the awaited item counts itself
             if synced > pos:
-                self._handled(txn_id, items if synced - pos == len(items) else items[pos:synced])
+                if synced - pos == len(entries):
+                    self._handled(txn_id, seqs, entries)
+                else:
+                    self._handled(txn_id, seqs[pos:synced], entries[pos:synced])
             if pending is None:
                 continue
             if self._ready and not self._waking:
@@ -322,15 +379,17 @@ class Dispatcher:
             if closing.is_set():
                 break
 
-    async def _finish(self, item: InboxItem, pending: Awaitable[None], started: float) -> None:
+    async def _finish(
+        self, txn_id: str, seq: int, entry: RawItem, pending: Awaitable[None], started: float
+    ) -> None:
         """Await a handler that did not finish synchronously; retry it should it raise."""
         try:
             await pending
         except Exception as exc:
-            await self._run_failed(item, exc)
+            await self._run_failed(self._item(txn_id, seq, entry), exc)
         else:
             self.latency.observe(_clock() - started)
-            self._handled(item.txn_id, [item])
+            self._handled(txn_id, [seq], [entry])
 
     async def _run_failed(self, item: InboxItem, first: Exception) -> None:
         """Retry an item whose handler raised ``first`` until it succeeds or is parked."""
@@ -346,25 +405,28 @@ class Dispatcher:
             )  # fmt: skip
             if not await self._after_failure(item, attempts, error):
                 return
+            entry = (item.kind, item.room_id, item.payload)
             try:
-                pending = self._handle(item)
+                pending = self._handle(item.seq, entry)
                 if pending is not None:
                     await pending
             except Exception as again:
                 exc = again
                 continue
-            self._handled(item.txn_id, [item])
+            self._handled(item.txn_id, [item.seq], [entry])
             return
 
-    def _handled(self, txn_id: str, items: list[InboxItem]) -> None:
-        """Count ``items`` of ``txn_id`` handled (the list is kept); wake the flusher."""
-        self.stats.handled += len(items)
-        if not self._finished(txn_id, len(items)):
+    def _handled(self, txn_id: str, seqs: list[int], entries: list[RawItem]) -> None:
+        """Count these items of ``txn_id`` handled; wake the flusher. Only while the
+        transaction is still in progress are they kept, for done marks of their own."""
+        self.stats.handled += len(seqs)
+        if not self._finished(txn_id, len(seqs)):
             done = self._done.get(txn_id)
             if done is None:
-                self._done[txn_id] = items
+                self._done[txn_id] = _Done(seqs[:], entries[:])
             else:
-                done += items
+                done.seqs += seqs
+                done.entries += entries
         self._done_signal.set()
 
     def _finished(self, txn_id: str, n: int = 1) -> bool:
@@ -422,15 +484,19 @@ class Dispatcher:
         completed, self._completed = self._completed, []
         if not batch and not completed:
             return True
-        singles = [item for items in batch.values() for item in items]
+        singles = [item for txn_id, done in batch.items() for item in done.items(txn_id)]
         self._flushing = True
         try:
             await self._inbox.mark_done(singles, completed)
         except Exception:
             log.exception("could not mark %d items done; will retry", len(singles))
-            for txn_id, items in batch.items():
+            for txn_id, done in batch.items():
                 if txn_id in self._txn_left:  # else complete meanwhile: marked as a whole
-                    self._done[txn_id] = items + self._done.get(txn_id, [])
+                    later = self._done.get(txn_id)
+                    if later is not None:
+                        done.seqs += later.seqs
+                        done.entries += later.entries
+                    self._done[txn_id] = done
             self._completed[:0] = completed
             self._done_signal.set()
             return False

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, overload
 
 from appservice.server.transaction import RawItem
 
@@ -56,7 +56,7 @@ class Inbox(Protocol):
     async def close(self) -> None:
         """Release connections; everything already accepted stays accepted."""
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         """Record ``txn_id`` and append ``items`` in one atomic step; ``None`` if seen before."""
 
     async def pending(self) -> list[InboxItem]:
@@ -80,16 +80,59 @@ class Inbox(Protocol):
         txnIds and parked items stay); returns how many transactions' items were deleted."""
 
 
-def number_items(first: int, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem]:
-    """``items`` of ``txn_id`` as inbox items numbered ``first``, ``first + 1``, ..."""
-    return [
-        InboxItem(first + i, txn_id, kind, room_id, payload)
-        for i, (kind, room_id, payload) in enumerate(items)
-    ]
+class Accepted(Sequence[InboxItem]):
+    """A transaction just accepted: its items, numbered ``first_seq``, ``first_seq + 1``, ...
+
+    A sequence of :class:`InboxItem` built on access: the dispatcher reads ``items`` (the parsed
+    ``(kind, room_id, payload)`` tuples) directly, so no object is made per item on intake.
+    """
+
+    __slots__ = ("first_seq", "items", "txn_id")
+
+    def __init__(self, txn_id: str, first_seq: int, items: Sequence[RawItem]) -> None:
+        self.txn_id = txn_id
+        self.first_seq = first_seq
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> InboxItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[InboxItem]: ...
+
+    def __getitem__(self, index: int | slice) -> InboxItem | list[InboxItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.items)))]
+        if index < 0:
+            index += len(self.items)
+        kind, room_id, payload = self.items[index]
+        return InboxItem(self.first_seq + index, self.txn_id, kind, room_id, payload)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Accepted({self.txn_id!r}, first_seq={self.first_seq}, {len(self.items)} items)"
 
 
-def _items_of(txn: list[InboxItem] | dict[int, InboxItem]) -> Iterable[InboxItem]:
-    return txn if isinstance(txn, list) else txn.values()
+@dataclass(slots=True)
+class _OpenTxn:
+    """An accepted transaction not yet complete, and what is known of its items."""
+
+    accepted: Accepted
+    closed: set[int] = field(default_factory=set)  # seqs marked done or parked on their own
+    attempts: dict[int, tuple[int, str]] = field(default_factory=dict)  # seq -> (n, last error)
+
+    def holds(self, seq: int) -> bool:
+        first = self.accepted.first_seq
+        return first <= seq < first + len(self.accepted.items)
 
 
 class MemoryInbox:
@@ -100,9 +143,8 @@ class MemoryInbox:
             raise ValueError("max_txn_ids must be at least 1")
         self._txn_ids: OrderedDict[str, None] = OrderedDict()
         self._max_txn_ids = max_txn_ids
-        self._seq = 0
-        # Per open transaction: its items as accepted, or by seq once some are marked one by one.
-        self._pending: dict[str, list[InboxItem] | dict[int, InboxItem]] = {}
+        self._next_seq = 1
+        self._open: dict[str, _OpenTxn] = {}
         self._failed: dict[int, InboxItem] = {}
 
     async def open(self) -> None:
@@ -111,63 +153,60 @@ class MemoryInbox:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         """Remember ``txn_id`` and number the items; ``None`` when the txnId is known."""
         if txn_id in self._txn_ids:
             return None
         self._txn_ids[txn_id] = None
         if len(self._txn_ids) > self._max_txn_ids:
             self._txn_ids.popitem(last=False)
-        out = number_items(self._seq + 1, txn_id, items)
-        self._seq += len(out)
-        if out:  # an empty transaction is complete at once (and would never be marked so)
-            self._pending[txn_id] = out  # indexed by seq only when an item is marked on its own
-        return out
+        accepted = Accepted(txn_id, self._next_seq, items)
+        self._next_seq += len(items)
+        if items:  # an empty transaction is complete at once (and would never be marked so)
+            self._open[txn_id] = _OpenTxn(accepted)
+        return accepted
 
     async def pending(self) -> list[InboxItem]:
-        """Items accepted but not yet done or failed."""
-        return sorted(
-            (item for txn in self._pending.values() for item in _items_of(txn)),
-            key=lambda i: i.seq,
-        )
+        """Items accepted but not yet done or failed, with their attempts so far."""
+        out: list[InboxItem] = []
+        for txn in self._open.values():
+            for item in txn.accepted:
+                if item.seq not in txn.closed:
+                    item.attempts, item.last_error = txn.attempts.get(item.seq, (0, None))
+                    out.append(item)
+        return sorted(out, key=lambda i: i.seq)
 
     async def mark_done(self, items: Sequence[InboxItem], complete_txn_ids: Sequence[str]) -> None:
-        """Forget handled items and complete transactions."""
+        """Forget complete transactions; note handled items of the others."""
         for txn_id in complete_txn_ids:
-            self._pending.pop(txn_id, None)
+            self._open.pop(txn_id, None)
         for item in items:
-            by_seq = self._by_seq(item.txn_id)
-            if by_seq is not None:
-                by_seq.pop(item.seq, None)
-
-    def _by_seq(self, txn_id: str) -> dict[int, InboxItem] | None:
-        """The pending items of ``txn_id`` by seq (indexed now if not yet), or None."""
-        txn = self._pending.get(txn_id)
-        if isinstance(txn, list):
-            txn = self._pending[txn_id] = {item.seq: item for item in txn}
-        return txn
+            txn = self._open.get(item.txn_id)
+            if txn is not None:
+                txn.closed.add(item.seq)
+                txn.attempts.pop(item.seq, None)
 
     async def record_attempt(self, seq: int, attempts: int, error: str) -> None:
-        """Remember the failure on the pending item."""
-        item = self._find(seq)
-        if item is not None:
-            item.attempts, item.last_error = attempts, error
+        """Remember the failure of a pending item."""
+        txn = self._holding(seq)
+        if txn is not None and seq not in txn.closed:
+            txn.attempts[seq] = (attempts, error)
 
     async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
         """Move the item to the failed set."""
-        item = self._find(seq)
-        if item is not None:
-            by_seq = self._by_seq(item.txn_id)
-            assert by_seq is not None
-            by_seq.pop(seq)
+        txn = self._holding(seq)
+        if txn is not None and seq not in txn.closed:
+            item = txn.accepted[seq - txn.accepted.first_seq]
             item.attempts, item.last_error = attempts, error
+            txn.closed.add(seq)
+            txn.attempts.pop(seq, None)
             self._failed[seq] = item
 
-    def _find(self, seq: int) -> InboxItem | None:
-        for txn_id in self._pending:
-            by_seq = self._by_seq(txn_id)
-            if by_seq is not None and seq in by_seq:
-                return by_seq[seq]
+    def _holding(self, seq: int) -> _OpenTxn | None:
+        """The open transaction that holds item ``seq`` (few are open at a time)."""
+        for txn in self._open.values():
+            if txn.holds(seq):
+                return txn
         return None
 
     async def failed(self) -> list[InboxItem]:

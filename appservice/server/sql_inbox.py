@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, InboxItem, now_ms, number_items
+from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, Accepted, InboxItem, now_ms
 from appservice.server.transaction import RawItem
 
 T = TypeVar("T")
@@ -178,7 +178,7 @@ class SQLInbox:
         """Close the inbox's own connection (the engine stays the store's)."""
         await self._backend.close()
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         """Record the txnId and store the items in one commit; ``None`` when already recorded."""
         _check_size(items)
         return await self._backend.accept(txn_id, items)
@@ -302,7 +302,7 @@ class _SQLiteBackend:
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         # Group commit: deliveries arriving while a commit is running share the next one, each
         # in its own savepoint (one failing rolls back only itself); every caller is answered
         # only after the COMMIT that holds its rows.
@@ -312,7 +312,7 @@ class _SQLiteBackend:
             self._committing = True
             self._committer = asyncio.ensure_future(self._commit_queued())
         txn_seq = await future
-        return None if txn_seq is None else number_items(txn_seq << ITEM_BITS, txn_id, items)
+        return None if txn_seq is None else Accepted(txn_id, txn_seq << ITEM_BITS, items)
 
     async def _commit_queued(self) -> None:
         try:
@@ -454,7 +454,7 @@ class _EngineBackend:
     async def close(self) -> None:
         return None
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> list[InboxItem] | None:
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         async with self._engine.begin() as conn:
             now = now_ms()
             params = {"t": txn_id, "now": now, "n": len(items), "d": None if items else now}
@@ -464,7 +464,7 @@ class _EngineBackend:
                 return None
             if items:
                 await conn.execute(text(_INSERT_ITEMS), {"s": txn_seq, "b": orjson.dumps(items)})
-        return number_items(int(txn_seq) << ITEM_BITS, txn_id, items)
+        return Accepted(txn_id, int(txn_seq) << ITEM_BITS, items)
 
     async def pending(self) -> list[InboxItem]:
         async with self._engine.connect() as conn:

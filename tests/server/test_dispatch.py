@@ -313,7 +313,7 @@ async def test_memory_inbox_bookkeeping_of_single_items() -> None:
     assert b is not None
     assert await inbox.accept("a", []) is None
     assert await inbox.accept("empty", []) == []
-    assert "empty" not in inbox._pending  # complete at once: nothing left to mark
+    assert "empty" not in inbox._open  # complete at once: nothing left to mark
     await inbox.mark_done([a[0]], [])
     await inbox.record_attempt(a[1].seq, 2, "ValueError: twice")
     await inbox.mark_failed(a[2].seq, 3, "ValueError: thrice")
