@@ -84,11 +84,13 @@ class _Done:
     entries: list[RawItem]
 
     def items(self, txn_id: str) -> list[InboxItem]:
+        """These items as inbox items of ``txn_id``, for ``Inbox.mark_done``."""
         return [InboxItem(s, txn_id, *e) for s, e in zip(self.seqs, self.entries, strict=True)]
 
 
 class Dispatcher:
-    """Runs ``handle(item)`` for submitted items; see the module docstring for the guarantees."""
+    """Runs ``handle(seq, (kind, room_id, payload))`` for submitted items; see the module
+    docstring for the guarantees."""
 
     def __init__(
         self,
@@ -420,6 +422,9 @@ class Dispatcher:
         """Count these items of ``txn_id`` handled; wake the flusher. Only while the
         transaction is still in progress are they kept, for done marks of their own."""
         self.stats.handled += len(seqs)
+        if self._attempts:  # resumed items that had failed before: their count is spent
+            for seq in seqs:
+                self._attempts.pop(seq, None)
         if not self._finished(txn_id, len(seqs)):
             done = self._done.get(txn_id)
             if done is None:

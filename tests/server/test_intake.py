@@ -296,6 +296,38 @@ async def test_resume_after_restart_through_appservice(
     await check.close()
 
 
+async def test_resumed_items_keep_the_attempts_they_had(
+    engine: AsyncEngine, registration: Registration
+) -> None:
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    accepted = await inbox.accept(
+        "tried", parse_transaction(txn_body([message("!a:x", 1), message("!a:x", 2)]))
+    )
+    assert accepted is not None
+    for item in accepted:  # both failed twice before the restart
+        await inbox.record_attempt(item.seq, 2, "ValueError: before")
+    await inbox.close()
+    svc = AppService(
+        registration, "http://127.0.0.1:1", inbox=SQLInbox(engine), max_attempts=3, retry_delay=0
+    )
+    tries: list[str] = []
+
+    def handler(event: Event) -> None:
+        tries.append(event.id)
+        if event.id == "$ev1-!a:x":
+            raise ValueError("still broken")
+
+    svc.on_event_type("m.room.message")(handler)
+    async with svc:
+        await asyncio.wait_for(svc.dispatcher.wait_idle(), 10)
+        # one try was left for each: the broken one is parked after it, the other handled
+        assert tries == ["$ev1-!a:x", "$ev2-!a:x"]
+        (parked,) = await svc.inbox.failed()
+        assert (parked.seq, parked.attempts) == (accepted[0].seq, 3)
+        assert await svc.inbox.pending() == []
+
+
 def test_sqlite_in_memory_is_refused() -> None:
     with pytest.raises(ValueError, match="MemoryInbox"):
         SQLInbox(create_async_engine("sqlite+aiosqlite:///:memory:"))
