@@ -78,14 +78,18 @@ class _Chunk:
 
 @dataclass(slots=True)
 class _Done:
-    """Handled items of a transaction still in progress, until their done marks are written."""
+    """Handled items of a transaction still in progress, until their done marks are written:
+    stretches of ``(seqs, entries)``, kept as given (a chunk's lists never change)."""
 
-    seqs: list[int]
-    entries: list[RawItem]
+    parts: list[tuple[list[int], list[RawItem]]]
 
     def items(self, txn_id: str) -> list[InboxItem]:
         """These items as inbox items of ``txn_id``, for ``Inbox.mark_done``."""
-        return [InboxItem(s, txn_id, *e) for s, e in zip(self.seqs, self.entries, strict=True)]
+        return [
+            InboxItem(seq, txn_id, *entry)
+            for seqs, entries in self.parts
+            for seq, entry in zip(seqs, entries, strict=True)
+        ]
 
 
 class Dispatcher:
@@ -428,10 +432,9 @@ class Dispatcher:
         if not self._finished(txn_id, len(seqs)):
             done = self._done.get(txn_id)
             if done is None:
-                self._done[txn_id] = _Done(seqs[:], entries[:])
+                self._done[txn_id] = _Done([(seqs, entries)])
             else:
-                done.seqs += seqs
-                done.entries += entries
+                done.parts.append((seqs, entries))
         self._done_signal.set()
 
     def _finished(self, txn_id: str, n: int = 1) -> bool:
@@ -499,8 +502,7 @@ class Dispatcher:
                 if txn_id in self._txn_left:  # else complete meanwhile: marked as a whole
                     later = self._done.get(txn_id)
                     if later is not None:
-                        done.seqs += later.seqs
-                        done.entries += later.entries
+                        done.parts += later.parts
                     self._done[txn_id] = done
             self._completed[:0] = completed
             self._done_signal.set()
