@@ -110,9 +110,8 @@ class TransactionEndpoint:
     """``PUT /transactions/{txnId}`` as a plain ASGI app.
 
     The hottest route reads its two headers straight from the raw list and answers with two
-    ASGI messages, without Starlette's Request and Response objects (a third of the route's
-    cost). Errors are raised as :class:`MatrixHTTPError` like everywhere else, so the app's
-    exception handlers answer them.
+    ASGI messages, without Starlette's Request and Response objects. Errors are raised as
+    :class:`MatrixHTTPError` like everywhere else, so the app's exception handlers answer them.
     """
 
     def __init__(self, target: ServerTarget) -> None:
