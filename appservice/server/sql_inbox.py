@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from appservice.server.db_thread import DBThread
 from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, Accepted, InboxItem, now_ms
 from appservice.server.transaction import RawItem
 
@@ -244,17 +245,16 @@ class _SQLiteBackend:
     def __init__(self, path: str, synchronous: Synchronous) -> None:
         self._path = path
         self._synchronous = synchronous
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = DBThread("appservice-inbox")
         self._conn: sqlite3.Connection | None = None
         self._marks: sqlite3.Connection | None = None
         self._queue: list[tuple[str, Sequence[RawItem], asyncio.Future[int | None]]] = []
         self._committing = False
-        self._committer: asyncio.Future[None] | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if not self._thread.running:
             raise RuntimeError("the inbox is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.run(fn, *args)
 
     def _c(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -267,7 +267,7 @@ class _SQLiteBackend:
         return self._marks
 
     async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="appservice-inbox")
+        self._thread.start()
         try:
             await self._run(self._open)
         except BaseException:
@@ -291,7 +291,7 @@ class _SQLiteBackend:
         self._conn, self._marks = conn, marks
 
     async def close(self) -> None:
-        if self._executor is None:
+        if not self._thread.running:
             return
         if self._conn is not None:
             await self._run(self._c().close)
@@ -299,43 +299,48 @@ class _SQLiteBackend:
         if self._marks is not None:
             await self._run(self._m().close)
             self._marks = None
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        await self._thread.stop()
 
     async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
         # Group commit: deliveries arriving while a commit is running share the next one, each
         # in its own savepoint (one failing rolls back only itself); every caller is answered
         # only after the COMMIT that holds its rows.
+        if not self._thread.running:
+            raise RuntimeError("the inbox is not open")
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._queue.append((txn_id, items, future))
         if not self._committing:
-            self._committing = True
-            self._committer = asyncio.ensure_future(self._commit_queued())
+            self._commit_queued()
         txn_seq = await future
         return None if txn_seq is None else Accepted(txn_id, txn_seq << ITEM_BITS, items)
 
-    async def _commit_queued(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    results = await self._run(self._accept_batch, [(t, i) for t, i, _ in batch])
-                except BaseException as exc:
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._committing = False
+    def _commit_queued(self) -> None:
+        """Hand the queued deliveries to the thread as one commit; the next batch starts when
+        this one is answered."""
+        batch, self._queue = self._queue, []
+        self._committing = True
+        self._thread.submit(
+            partial(self._accept_batch, [(t, i) for t, i, _ in batch]),
+            partial(self._batch_done, batch),
+        )
+
+    def _batch_done(
+        self,
+        batch: list[tuple[str, Sequence[RawItem], asyncio.Future[int | None]]],
+        results: list[int | Exception | None] | None,
+        error: BaseException | None,
+    ) -> None:
+        self._committing = False
+        if self._queue and self._thread.running:
+            self._commit_queued()
+        for i, (_, _, future) in enumerate(batch):
+            if future.done():  # the request went away; its rows are committed (or not) anyway
+                continue
+            result = error if results is None else results[i]
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     def _accept_batch(
         self, batch: list[tuple[str, Sequence[RawItem]]]
