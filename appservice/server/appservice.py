@@ -448,7 +448,7 @@ class AppService:
         # goes out, so handlers run after the response instead of delaying it (or when the
         # commit ends, should this request be cancelled first).
         dispatcher = self._dispatcher
-        task = asyncio.ensure_future(self._accept(txn_id, items, wake=False))
+        task = asyncio.ensure_future(self._accept(txn_id, items, body, wake=False))
         self._intake.add(task)
         task.add_done_callback(self._intake.discard)
         try:
@@ -459,10 +459,12 @@ class AppService:
             else:
                 task.add_done_callback(lambda _: dispatcher.wake())
 
-    async def _accept(self, txn_id: str, items: list[RawItem], *, wake: bool = True) -> None:
+    async def _accept(
+        self, txn_id: str, items: list[RawItem], body: bytes | None = None, *, wake: bool = True
+    ) -> None:
         assert self._inbox is not None
         assert self._dispatcher is not None
-        accepted = await self._inbox.accept(txn_id, items)
+        accepted = await self._inbox.accept(txn_id, items, body)
         if accepted is None:
             self.metrics.duplicate_txns += 1
             log.info("transaction %s was already accepted; ignoring the repeat", txn_id)

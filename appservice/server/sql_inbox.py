@@ -2,8 +2,10 @@
 
 One row per transaction, not per item: intake records the txnId in ``as_txn`` (``INSERT ... ON
 CONFLICT DO NOTHING``: the unique key decides a race between two deliveries of one txnId, never a
-check-then-insert) and the transaction's items, as one JSON array, in ``as_txn_items``, then
-commits; ``accept`` returns only after the commit. Item ``i`` of the transaction numbered ``n``
+check-then-insert) and the transaction's items in ``as_txn_items``, then commits; ``accept``
+returns only after the commit. The items row holds the body as the homeserver sent it (a restart
+parses it again, exactly as intake did), so intake serialises nothing; callers that have no body
+store the items as one JSON array instead. Item ``i`` of the transaction numbered ``n``
 has the sequence number ``n << ITEM_BITS | i``, so items are ordered across transactions without
 a row each. ``inbox`` holds rows only for the exceptions: items handled while the rest of their
 transaction is not (state 1), retried items (attempts, last error) and parked items (state 2, with
@@ -34,11 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from appservice.server.db_thread import DBThread
 from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, Accepted, InboxItem, now_ms
-from appservice.server.transaction import RawItem
+from appservice.server.transaction import RawItem, parse_transaction
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
+_Queued = tuple[str, Sequence[RawItem], bytes | None, asyncio.Future[int | None]]
+"""A delivery waiting for the next SQLite commit: txnId, items, body and its caller's answer."""
 _ERROR_MAX = 2000
 _TABLES = ("as_txn", "as_txn_items", "inbox")
 _MISSING_TABLES = (
@@ -107,6 +111,22 @@ def _check_size(items: Sequence[RawItem]) -> None:
         raise ValueError(f"a transaction holds at most {MAX_TXN_ITEMS} items, not {len(items)}")
 
 
+def _stored(items: Sequence[RawItem], body: bytes | None) -> bytes:
+    """What ``as_txn_items.body`` holds: the transaction body as received when there is one
+    (a JSON object), else the items as a JSON array of ``[kind, room_id, payload]``."""
+    return body if body is not None else orjson.dumps(items)
+
+
+def _stored_items(blob: bytes | memoryview) -> list[Any]:
+    """The items of a stored transaction, numbered as when it was accepted: a body is parsed
+    again exactly as intake parsed it (see ``parse_transaction`` on keeping that stable)."""
+    data = bytes(blob)
+    if data.lstrip()[:1] == b"{":
+        return parse_transaction(data)
+    items: list[Any] = orjson.loads(data)
+    return items
+
+
 def _pending_items(
     open_txns: Sequence[Sequence[Any]], marks: Sequence[Sequence[Any]]
 ) -> list[InboxItem]:
@@ -116,7 +136,7 @@ def _pending_items(
     out: list[InboxItem] = []
     for txn_seq, txn_id, blob in open_txns:
         base = int(txn_seq) << ITEM_BITS
-        for i, (kind, room_id, payload) in enumerate(orjson.loads(bytes(blob))):
+        for i, (kind, room_id, payload) in enumerate(_stored_items(blob)):
             mark = by_seq.get(base + i)
             if mark is None:
                 out.append(InboxItem(base + i, txn_id, kind, room_id, payload))
@@ -141,7 +161,7 @@ def _park_params(
     if found is None:
         raise LookupError(f"inbox item {seq} is not in any stored transaction")
     index = seq & ((1 << ITEM_BITS) - 1)
-    items = orjson.loads(bytes(found[1]))
+    items = _stored_items(found[1])
     if index >= len(items):
         raise LookupError(f"inbox item {seq} is not in transaction {found[0]!r}")
     kind, room_id, payload = items[index]
@@ -179,10 +199,15 @@ class SQLInbox:
         """Close the inbox's own connection (the engine stays the store's)."""
         await self._backend.close()
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
-        """Record the txnId and store the items in one commit; ``None`` when already recorded."""
+    async def accept(
+        self, txn_id: str, items: Sequence[RawItem], body: bytes | None = None
+    ) -> Accepted | None:
+        """Record the txnId and store the items in one commit; ``None`` when already recorded.
+
+        With ``body`` (what ``parse_transaction`` turned into ``items``) the body is stored as it
+        came, not the items serialised again: a restart parses it the same way."""
         _check_size(items)
-        return await self._backend.accept(txn_id, items)
+        return await self._backend.accept(txn_id, items, body)
 
     async def pending(self) -> list[InboxItem]:
         """Items of transactions not complete that are neither done nor parked, by sequence."""
@@ -248,7 +273,7 @@ class _SQLiteBackend:
         self._thread = DBThread("appservice-inbox")
         self._conn: sqlite3.Connection | None = None
         self._marks: sqlite3.Connection | None = None
-        self._queue: list[tuple[str, Sequence[RawItem], asyncio.Future[int | None]]] = []
+        self._queue: list[_Queued] = []
         self._committing = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -301,14 +326,16 @@ class _SQLiteBackend:
             self._marks = None
         await self._thread.stop()
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
+    async def accept(
+        self, txn_id: str, items: Sequence[RawItem], body: bytes | None
+    ) -> Accepted | None:
         # Group commit: deliveries arriving while a commit is running share the next one, each
         # in its own savepoint (one failing rolls back only itself); every caller is answered
         # only after the COMMIT that holds its rows.
         if not self._thread.running:
             raise RuntimeError("the inbox is not open")
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((txn_id, items, future))
+        self._queue.append((txn_id, items, body, future))
         if not self._committing:
             self._commit_queued()
         txn_seq = await future
@@ -320,20 +347,20 @@ class _SQLiteBackend:
         batch, self._queue = self._queue, []
         self._committing = True
         self._thread.submit(
-            partial(self._accept_batch, [(t, i) for t, i, _ in batch]),
+            partial(self._accept_batch, [(t, i, b) for t, i, b, _ in batch]),
             partial(self._batch_done, batch),
         )
 
     def _batch_done(
         self,
-        batch: list[tuple[str, Sequence[RawItem], asyncio.Future[int | None]]],
+        batch: list[_Queued],
         results: list[int | Exception | None] | None,
         error: BaseException | None,
     ) -> None:
         self._committing = False
         if self._queue and self._thread.running:
             self._commit_queued()
-        for i, (_, _, future) in enumerate(batch):
+        for i, (_, _, _, future) in enumerate(batch):
             if future.done():  # the request went away; its rows are committed (or not) anyway
                 continue
             result = error if results is None else results[i]
@@ -343,19 +370,19 @@ class _SQLiteBackend:
                 future.set_result(result)
 
     def _accept_batch(
-        self, batch: list[tuple[str, Sequence[RawItem]]]
+        self, batch: list[tuple[str, Sequence[RawItem], bytes | None]]
     ) -> list[int | Exception | None]:
         conn = self._c()
         results: list[int | Exception | None] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for txn_id, items in batch:
+            for txn_id, items, body in batch:
                 if len(batch) == 1:
-                    results.append(self._accept_one(conn, txn_id, items))
+                    results.append(self._accept_one(conn, txn_id, items, body))
                     continue
                 conn.execute("SAVEPOINT txn")
                 try:
-                    results.append(self._accept_one(conn, txn_id, items))
+                    results.append(self._accept_one(conn, txn_id, items, body))
                 except Exception as exc:
                     conn.execute("ROLLBACK TO txn")
                     results.append(exc)
@@ -368,7 +395,9 @@ class _SQLiteBackend:
         return results
 
     @staticmethod
-    def _accept_one(conn: sqlite3.Connection, txn_id: str, items: Sequence[RawItem]) -> int | None:
+    def _accept_one(
+        conn: sqlite3.Connection, txn_id: str, items: Sequence[RawItem], body: bytes | None
+    ) -> int | None:
         """Insert one delivery inside the open transaction; its number, or None when known."""
         now = now_ms()
         params = {"t": txn_id, "now": now, "n": len(items), "d": None if items else now}
@@ -378,7 +407,7 @@ class _SQLiteBackend:
         txn_seq = cur.lastrowid
         assert txn_seq is not None
         if items:
-            conn.execute(_INSERT_ITEMS, {"s": txn_seq, "b": orjson.dumps(items)})
+            conn.execute(_INSERT_ITEMS, {"s": txn_seq, "b": _stored(items, body)})
         return txn_seq
 
     async def pending(self) -> list[InboxItem]:
@@ -459,7 +488,9 @@ class _EngineBackend:
     async def close(self) -> None:
         return None
 
-    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
+    async def accept(
+        self, txn_id: str, items: Sequence[RawItem], body: bytes | None
+    ) -> Accepted | None:
         async with self._engine.begin() as conn:
             now = now_ms()
             params = {"t": txn_id, "now": now, "n": len(items), "d": None if items else now}
@@ -468,7 +499,7 @@ class _EngineBackend:
             if txn_seq is None:
                 return None
             if items:
-                await conn.execute(text(_INSERT_ITEMS), {"s": txn_seq, "b": orjson.dumps(items)})
+                await conn.execute(text(_INSERT_ITEMS), {"s": txn_seq, "b": _stored(items, body)})
         return Accepted(txn_id, int(txn_seq) << ITEM_BITS, items)
 
     async def pending(self) -> list[InboxItem]:

@@ -72,6 +72,9 @@ def _typed_list(body: dict[str, Any], keys: tuple[str, ...], kind: str) -> list[
 def parse_transaction(body: bytes) -> list[RawItem]:
     """Decode a ``PUT /transactions`` body into inbox items, in delivery order.
 
+    A durable inbox stores the body and parses it again after a restart, where done marks name
+    items by their index here: keep the order stable (a new kind of item goes last).
+
     Raises :class:`MatrixHTTPError` 400 ``M_NOT_JSON`` when the body is not JSON and
     ``M_BAD_JSON`` when it is JSON but not a transaction (no ``events`` list, an event that is
     not an object with string ``type`` and ``room_id``, a malformed ephemeral/to-device/MSC3202

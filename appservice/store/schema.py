@@ -118,10 +118,11 @@ as_txn = Table(
     ),
 )
 
-# The items of each transaction (kind: event, ephemeral, to_device, device_lists, otk): body is one
-# JSON array of [kind, room_id, object] as intake parsed them, one row per transaction, not per
-# item. Item i of transaction seq has the inbox sequence number seq << 20 | i. Deleted by pruning
-# once the transaction is complete and older than the retention.
+# The items of each transaction (kind: event, ephemeral, to_device, device_lists, otk), one row
+# per transaction, not per item: body is the transaction as the homeserver sent it (a JSON object,
+# parsed again on resume) or a JSON array of [kind, room_id, object] as intake parsed them. Item i
+# of transaction seq has the inbox sequence number seq << 20 | i. Deleted by pruning once the
+# transaction is complete and older than the retention.
 as_txn_items = Table(
     "as_txn_items",
     metadata,

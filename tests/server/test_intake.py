@@ -19,7 +19,7 @@ from appservice.registration import Registration
 from appservice.server import AppService, SQLInbox, sql_inbox
 from appservice.server import appservice as appservice_module
 from appservice.server.inbox import ITEM_BITS, STATE_DONE, STATE_FAILED, now_ms
-from appservice.server.sql_inbox import _ITEM_ROWS, _OPEN_TXNS
+from appservice.server.sql_inbox import _ITEM_ROWS, _OPEN_TXNS, _stored_items
 from appservice.server.transaction import parse_transaction
 from tests.server.conftest import message, txn_body
 
@@ -35,7 +35,7 @@ async def stored_txns(engine: AsyncEngine) -> dict[str, tuple[int, list[Any]]]:
         engine,
         "SELECT t.txn_id, t.seq, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq",
     )
-    return {txn_id: (int(seq), orjson.loads(bytes(body))) for txn_id, seq, body in found}
+    return {txn_id: (int(seq), _stored_items(body)) for txn_id, seq, body in found}
 
 
 FULL_TXN = {
@@ -203,6 +203,8 @@ async def test_200_means_committed_and_close_leaves_handled_done(
             # Another connection already sees the txn and its items: the commit preceded the 200.
             ((txn_seq, items),) = (await stored_txns(engine)).values()
             assert len(items) == 3
+            ((raw,),) = await rows(engine, "SELECT body FROM as_txn_items")
+            assert bytes(raw) == body  # stored as received, not serialised again
             await asyncio.wait_for(first_done.wait(), 10)
             asyncio.get_running_loop().call_later(0.2, gate.set)
     # close waited for the running slow handler; the queued third one stays pending
@@ -257,6 +259,44 @@ async def test_bookkeeping_done_failed_attempts_prune(engine: AsyncEngine) -> No
         assert still.payload == accepted[4].payload
     finally:
         await inbox.close()
+
+
+async def test_a_body_is_stored_as_received_and_parsed_again_after_a_restart(
+    engine: AsyncEngine,
+) -> None:
+    """With the body given, the items row is those exact bytes (nothing re-serialised), and a
+    restart numbers the items parsed from it exactly as intake did: done marks, a parked item
+    and the pending rest all land on the right items, of every kind."""
+    body = b" " + orjson.dumps(FULL_TXN)  # JSON may start with whitespace
+    items = parse_transaction(body)
+    assert [kind for kind, _, _ in items] == [
+        "event", "event", "ephemeral", "ephemeral", "to_device", "device_lists", "otk",
+    ]  # fmt: skip
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    try:
+        accepted = await inbox.accept("raw", items, body)
+        assert accepted is not None
+        ((stored,),) = await rows(engine, "SELECT body FROM as_txn_items")
+        assert bytes(stored) == body
+        await inbox.mark_done([accepted[0], accepted[3]], [])
+        await inbox.mark_failed(accepted[5].seq, 3, "RuntimeError: no")
+    finally:
+        await inbox.close()
+    again = SQLInbox(engine)
+    await again.open()
+    try:
+        pending = await again.pending()
+        (parked,) = await again.failed()
+    finally:
+        await again.close()
+    left = [accepted[i] for i in (1, 2, 4, 6)]
+    assert [(i.seq, i.kind, i.room_id, i.payload) for i in pending] == [
+        (i.seq, i.kind, i.room_id, i.payload) for i in left
+    ]
+    assert (parked.seq, parked.kind, parked.payload) == (
+        accepted[5].seq, "device_lists", FULL_TXN["org.matrix.msc3202.device_lists"],
+    )  # fmt: skip
 
 
 async def test_parking_an_unknown_item_is_a_clear_error(engine: AsyncEngine) -> None:
