@@ -1,9 +1,9 @@
 """Benchmark: appending a homeserver transaction (50 events) to the durable inbox, one commit each.
 
 This is the database half of accepting a transaction, through the server's own code
-(``SQLInbox.accept``): record the txnId in ``as_txn`` and the transaction's items (one row in
-``as_txn_items``) in ONE database transaction, committed before the 200 would be sent. The events
-are parsed beforehand (parsing is measured elsewhere), so the figures are the store's alone.
+(``SQLInbox.accept``): record the txnId in ``as_txn`` and the transaction's body as received (one
+row in ``as_txn_items``) in ONE database transaction, committed before the 200 would be sent. The
+events are parsed beforehand (parsing is measured elsewhere), so the figures are the store's alone.
 
     .venv/bin/python bench/store_inbox.py                       # both backends
     .venv/bin/python bench/store_inbox.py --backends sqlite --transactions 2000
@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from _machine import machine, package_versions
 from sqlalchemy.engine import make_url
 
 from appservice.server import SQLInbox
 from appservice.server.sql_inbox import Synchronous
-from appservice.server.transaction import RawItem
+from appservice.server.transaction import RawItem, parse_transaction
 from appservice.store import SQLStore
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -74,22 +75,21 @@ async def append_transactions(
     store: SQLStore, label: str, args: argparse.Namespace, synchronous: Synchronous = "FULL"
 ) -> Result:
     rooms = [f"!room{r}:example.org" for r in range(8)]
-    transactions: list[list[RawItem]] = []
+    transactions: list[tuple[bytes, list[RawItem]]] = []  # the body, as intake stores it
     for t in range(args.transactions + args.warmup):
         room_of = [rooms[(t + i) % 8] for i in range(args.events)]
-        transactions.append(
-            [("event", room, make_event(i, room)) for i, room in enumerate(room_of)]
-        )
+        body = orjson.dumps({"events": [make_event(i, room) for i, room in enumerate(room_of)]})
+        transactions.append((body, parse_transaction(body)))
     inbox = SQLInbox(store.engine, sqlite_synchronous=synchronous)
     await inbox.open()
     latencies: list[float] = []
     started = 0.0
     try:
-        for t, items in enumerate(transactions):
+        for t, (body, items) in enumerate(transactions):
             if t == args.warmup:
                 started = time.perf_counter()
             t0 = time.perf_counter()
-            if await inbox.accept(f"txn-{t}", items) is None:
+            if await inbox.accept(f"txn-{t}", items, body) is None:
                 raise SystemExit(f"{label}: txn-{t} was taken for a repeat")
             if t >= args.warmup:
                 latencies.append((time.perf_counter() - t0) * 1000)
