@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -35,7 +36,14 @@ from appservice.registration import Registration
 from appservice.server.dispatcher import Dispatcher
 from appservice.server.fastevent import event_from_payload
 from appservice.server.http import M_LIMIT_EXCEEDED, M_TOO_LARGE, M_UNKNOWN, MatrixHTTPError
-from appservice.server.inbox import MAX_TXN_ITEMS, Inbox, InboxItem, MemoryInbox, now_ms
+from appservice.server.inbox import (
+    MAX_TXN_ITEMS,
+    Accepted,
+    Inbox,
+    InboxItem,
+    MemoryInbox,
+    now_ms,
+)
 from appservice.server.metrics import MetricsExposition, ServerMetrics, ServerSource
 from appservice.server.payloads import DeviceLists, OTKCounts, ToDeviceEvent
 from appservice.server.routes import build_app
@@ -170,7 +178,7 @@ class AppService:
         self._alias_query: QueryCallback | None = None
         self._by_type: dict[str, list[_Handler[Event]]] = {}
         self._progress: dict[int, int] = {}
-        self._intake: set[asyncio.Task[None]] = set()
+        self._intake: set[asyncio.Future[Accepted | None]] = set()
         self._dispatcher: Dispatcher | None = None
         self._open = False
         self.metrics = ServerMetrics()
@@ -439,32 +447,44 @@ class AppService:
         if self._dispatcher.pending >= self.max_pending:
             self.metrics.rejected_busy += 1
             raise MatrixHTTPError(503, M_LIMIT_EXCEEDED, "Too many unhandled events; retry later")
-        # Shielded: once the commit starts, the items reach the dispatcher even if the request
-        # is cancelled (a client that went away must not leave committed items unqueued).
-        if isinstance(self._inbox, MemoryInbox):  # never suspends: nothing to protect
-            await self._accept(txn_id, items)
+        inbox = self._inbox
+        assert inbox is not None
+        if isinstance(inbox, MemoryInbox):  # never suspends: nothing to protect
+            self._queue_accepted(txn_id, await inbox.accept(txn_id, items))
             return
-        # The items are queued without waking a worker, which happens here just before the 200
-        # goes out, so handlers run after the response instead of delaying it (or when the
-        # commit ends, should this request be cancelled first).
+        # The commit's done callback queues the items, also when this request is cancelled
+        # meanwhile (a client that went away must not leave committed items unqueued). They are
+        # queued without waking a worker, which happens here just before the 200 goes out, so
+        # handlers run after the response instead of delaying it (or when the commit ends,
+        # should this request be cancelled first).
         dispatcher = self._dispatcher
-        task = asyncio.ensure_future(self._accept(txn_id, items, body, wake=False))
-        self._intake.add(task)
-        task.add_done_callback(self._intake.discard)
+        future = (
+            inbox.accept_soon(txn_id, items, body)
+            if isinstance(inbox, SQLInbox)
+            else asyncio.ensure_future(inbox.accept(txn_id, items, body))
+        )
+        future.add_done_callback(partial(self._committed, txn_id))
+        self._intake.add(future)
+        future.add_done_callback(self._intake.discard)
         try:
-            await asyncio.shield(task)
+            await asyncio.shield(future)
         finally:
-            if task.done():
+            if future.done():
                 dispatcher.wake()
             else:
-                task.add_done_callback(lambda _: dispatcher.wake())
+                future.add_done_callback(lambda _: dispatcher.wake())
 
-    async def _accept(
-        self, txn_id: str, items: list[RawItem], body: bytes | None = None, *, wake: bool = True
-    ) -> None:
-        assert self._inbox is not None
+    def _committed(self, txn_id: str, future: asyncio.Future[Accepted | None]) -> None:
+        """Queue the items of a delivery whose commit ended (an error is the request's to
+        answer: nothing was committed)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._queue_accepted(txn_id, future.result(), wake=False)
+
+    def _queue_accepted(self, txn_id: str, accepted: Accepted | None, *, wake: bool = True) -> None:
+        """Count an accepted delivery and hand its items to the dispatcher (``None``: a repeat
+        of a known txnId, only counted)."""
         assert self._dispatcher is not None
-        accepted = await self._inbox.accept(txn_id, items, body)
         if accepted is None:
             self.metrics.duplicate_txns += 1
             log.info("transaction %s was already accepted; ignoring the repeat", txn_id)

@@ -41,7 +41,7 @@ from appservice.server.transaction import RawItem, parse_transaction
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
-_Queued = tuple[str, Sequence[RawItem], bytes | None, asyncio.Future[int | None]]
+_Queued = tuple[str, Sequence[RawItem], bytes | None, asyncio.Future[Accepted | None]]
 """A delivery waiting for the next SQLite commit: txnId, items, body and its caller's answer."""
 _ERROR_MAX = 2000
 _TABLES = ("as_txn", "as_txn_items", "inbox")
@@ -206,8 +206,16 @@ class SQLInbox:
 
         With ``body`` (what ``parse_transaction`` turned into ``items``) the body is stored as it
         came, not the items serialised again: a restart parses it the same way."""
+        return await self.accept_soon(txn_id, items, body)
+
+    def accept_soon(
+        self, txn_id: str, items: Sequence[RawItem], body: bytes | None = None
+    ) -> asyncio.Future[Accepted | None]:
+        """Start :meth:`accept` now and return the future of its result, so a caller can act on
+        the commit from a done callback, without a task of its own. Awaited directly, a
+        cancelled caller cancels the future: shield it when the commit must be seen through."""
         _check_size(items)
-        return await self._backend.accept(txn_id, items, body)
+        return self._backend.accept_soon(txn_id, items, body)
 
     async def pending(self) -> list[InboxItem]:
         """Items of transactions not complete that are neither done nor parked, by sequence."""
@@ -326,20 +334,19 @@ class _SQLiteBackend:
             self._marks = None
         await self._thread.stop()
 
-    async def accept(
+    def accept_soon(
         self, txn_id: str, items: Sequence[RawItem], body: bytes | None
-    ) -> Accepted | None:
+    ) -> asyncio.Future[Accepted | None]:
         # Group commit: deliveries arriving while a commit is running share the next one, each
         # in its own savepoint (one failing rolls back only itself); every caller is answered
         # only after the COMMIT that holds its rows.
         if not self._thread.running:
             raise RuntimeError("the inbox is not open")
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Accepted | None] = asyncio.get_running_loop().create_future()
         self._queue.append((txn_id, items, body, future))
         if not self._committing:
             self._commit_queued()
-        txn_seq = await future
-        return None if txn_seq is None else Accepted(txn_id, txn_seq << ITEM_BITS, items)
+        return future
 
     def _commit_queued(self) -> None:
         """Hand the queued deliveries to the thread as one commit; the next batch starts when
@@ -360,14 +367,16 @@ class _SQLiteBackend:
         self._committing = False
         if self._queue and self._thread.running:
             self._commit_queued()
-        for i, (_, _, _, future) in enumerate(batch):
+        for i, (txn_id, items, _, future) in enumerate(batch):
             if future.done():  # the request went away; its rows are committed (or not) anyway
                 continue
             result = error if results is None else results[i]
             if isinstance(result, BaseException):
                 future.set_exception(result)
+            elif result is None:
+                future.set_result(None)
             else:
-                future.set_result(result)
+                future.set_result(Accepted(txn_id, result << ITEM_BITS, items))
 
     def _accept_batch(
         self, batch: list[tuple[str, Sequence[RawItem], bytes | None]]
@@ -488,7 +497,12 @@ class _EngineBackend:
     async def close(self) -> None:
         return None
 
-    async def accept(
+    def accept_soon(
+        self, txn_id: str, items: Sequence[RawItem], body: bytes | None
+    ) -> asyncio.Future[Accepted | None]:
+        return asyncio.ensure_future(self._accept(txn_id, items, body))
+
+    async def _accept(
         self, txn_id: str, items: Sequence[RawItem], body: bytes | None
     ) -> Accepted | None:
         async with self._engine.begin() as conn:
