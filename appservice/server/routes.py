@@ -272,6 +272,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-body: nothing was recorded and nobody is left to answer, so
+    this is worth a line in the log, not an error with a traceback."""
+    log.info("client left before sending the whole body of %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, M_UNKNOWN, "Internal server error")
@@ -287,6 +294,7 @@ def build_app(
         exception_handlers={
             MatrixHTTPError: _matrix_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _server_error,
         },
         lifespan=lifespan,

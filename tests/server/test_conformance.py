@@ -256,6 +256,39 @@ async def test_body_over_the_bound_is_413(
     assert svc.metrics.accepted_txns == 0
 
 
+async def test_a_client_that_leaves_mid_body_is_logged_not_an_error(
+    svc: AppService, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Driven on the raw ASGI app: the body's first half, then ``http.disconnect``. Nothing is
+    recorded, nothing raises out of the app, and the log has one INFO line, no error."""
+    body = txn_body([message("!r:localhost", 1)])
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PUT",
+        "scheme": "http", "path": f"{V1}/transactions/{unique}", "raw_path": b"",
+        "query_string": b"", "root_path": "", "server": ("127.0.0.1", 1),
+        "client": ("127.0.0.1", 2),
+        "headers": [(b"authorization", f"Bearer {svc.registration.hs_token}".encode())],
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="appservice"):
+        await svc.app(scope, receive, send)
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert "left before sending the whole body" in caplog.records[0].getMessage()
+    assert svc.metrics.accepted_txns == 0
+    assert sent[0]["status"] != 500
+
+
 async def test_duplicate_txn_is_200_and_handled_once(
     svc: AppService, http: httpx.AsyncClient, unique: str
 ) -> None:
