@@ -461,7 +461,7 @@ class AppService:
         future = (
             inbox.accept_soon(txn_id, items, body)
             if isinstance(inbox, SQLInbox)
-            else asyncio.ensure_future(inbox.accept(txn_id, items, body))
+            else asyncio.ensure_future(inbox.accept(txn_id, items))
         )
         future.add_done_callback(partial(self._committed, txn_id))
         self._intake.add(future)

@@ -56,14 +56,8 @@ class Inbox(Protocol):
     async def close(self) -> None:
         """Release connections; everything already accepted stays accepted."""
 
-    async def accept(
-        self, txn_id: str, items: Sequence[RawItem], body: bytes | None = None
-    ) -> Accepted | None:
-        """Record ``txn_id`` and append ``items`` in one atomic step; ``None`` if seen before.
-
-        ``body`` is the transaction as received, which ``parse_transaction`` turned into
-        ``items``: a durable inbox may store it as it is instead of serialising the items again.
-        """
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
+        """Record ``txn_id`` and append ``items`` in one atomic step; ``None`` if seen before."""
 
     async def pending(self) -> list[InboxItem]:
         """Items not yet done nor failed, in sequence order (resumed at start)."""
@@ -159,11 +153,8 @@ class MemoryInbox:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def accept(
-        self, txn_id: str, items: Sequence[RawItem], body: bytes | None = None
-    ) -> Accepted | None:
-        """Remember ``txn_id`` and number the items; ``None`` when the txnId is known (the
-        ``body`` is not needed: nothing outlives the process)."""
+    async def accept(self, txn_id: str, items: Sequence[RawItem]) -> Accepted | None:
+        """Remember ``txn_id`` and number the items; ``None`` when the txnId is known."""
         if txn_id in self._txn_ids:
             return None
         self._txn_ids[txn_id] = None

@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from appservice.server.db_thread import DBThread
+from appservice.server.http import MatrixHTTPError
 from appservice.server.inbox import ITEM_BITS, MAX_TXN_ITEMS, Accepted, InboxItem, now_ms
 from appservice.server.transaction import RawItem, parse_transaction
 
@@ -117,13 +118,17 @@ def _stored(items: Sequence[RawItem], body: bytes | None) -> bytes:
     return body if body is not None else orjson.dumps(items)
 
 
-def _stored_items(blob: bytes | memoryview) -> list[Any]:
-    """The items of a stored transaction, numbered as when it was accepted: a body is parsed
-    again exactly as intake parsed it (see ``parse_transaction`` on keeping that stable)."""
+def _stored_items(blob: bytes | memoryview, txn_id: str) -> list[Any]:
+    """The items of stored transaction ``txn_id``, numbered as when it was accepted: a body is
+    parsed again exactly as intake parsed it (see ``parse_transaction`` on keeping that stable).
+    ``ValueError`` naming the transaction when the row no longer parses."""
     data = bytes(blob)
-    if data.lstrip()[:1] == b"{":
-        return parse_transaction(data)
-    items: list[Any] = orjson.loads(data)
+    try:
+        if data.lstrip()[:1] == b"{":
+            return parse_transaction(data)
+        items: list[Any] = orjson.loads(data)
+    except (MatrixHTTPError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"stored transaction {txn_id!r} does not parse: {exc}") from None
     return items
 
 
@@ -136,7 +141,7 @@ def _pending_items(
     out: list[InboxItem] = []
     for txn_seq, txn_id, blob in open_txns:
         base = int(txn_seq) << ITEM_BITS
-        for i, (kind, room_id, payload) in enumerate(_stored_items(blob)):
+        for i, (kind, room_id, payload) in enumerate(_stored_items(blob, txn_id)):
             mark = by_seq.get(base + i)
             if mark is None:
                 out.append(InboxItem(base + i, txn_id, kind, room_id, payload))
@@ -161,7 +166,7 @@ def _park_params(
     if found is None:
         raise LookupError(f"inbox item {seq} is not in any stored transaction")
     index = seq & ((1 << ITEM_BITS) - 1)
-    items = _stored_items(found[1])
+    items = _stored_items(found[1], found[0])
     if index >= len(items):
         raise LookupError(f"inbox item {seq} is not in transaction {found[0]!r}")
     kind, room_id, payload = items[index]

@@ -35,7 +35,7 @@ async def stored_txns(engine: AsyncEngine) -> dict[str, tuple[int, list[Any]]]:
         engine,
         "SELECT t.txn_id, t.seq, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq",
     )
-    return {txn_id: (int(seq), _stored_items(body)) for txn_id, seq, body in found}
+    return {txn_id: (int(seq), _stored_items(body, txn_id)) for txn_id, seq, body in found}
 
 
 FULL_TXN = {
@@ -297,6 +297,23 @@ async def test_a_body_is_stored_as_received_and_parsed_again_after_a_restart(
     assert (parked.seq, parked.kind, parked.payload) == (
         accepted[5].seq, "device_lists", FULL_TXN["org.matrix.msc3202.device_lists"],
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("stored", [b'{"events": 5}', b"[[", b"  {oops"])
+async def test_a_stored_row_that_does_not_parse_is_a_clear_error(
+    engine: AsyncEngine, stored: bytes
+) -> None:
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    try:
+        body = txn_body([message("!a:x", 1)])
+        assert await inbox.accept("broken", parse_transaction(body), body) is not None
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE as_txn_items SET body = :b"), {"b": stored})
+        with pytest.raises(ValueError, match="stored transaction 'broken' does not parse"):
+            await inbox.pending()
+    finally:
+        await inbox.close()
 
 
 async def test_parking_an_unknown_item_is_a_clear_error(engine: AsyncEngine) -> None:
