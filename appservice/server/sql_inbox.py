@@ -369,6 +369,9 @@ class _SQLiteBackend:
         results: list[int | Exception | None] | None,
         error: BaseException | None,
     ) -> None:
+        """Answer each delivery of a finished commit: an ``Accepted``, ``None`` for a known
+        txnId, or the error. The next batch is handed over first, so deliveries that queued
+        meanwhile do not wait for these answers."""
         self._committing = False
         if self._queue and self._thread.running:
             self._commit_queued()
