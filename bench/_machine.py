@@ -45,3 +45,13 @@ def process_cpu_ms(pid: int) -> float:
     """User plus system CPU time of process ``pid`` (all its threads) so far, in ms."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * 1000 / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def thread_run_ns(pid: int) -> dict[int, int]:
+    """Each live thread of ``pid`` (by thread id) and the nanoseconds it has run on a CPU, as
+    the scheduler counts them (``schedstat``: exact, where utime/stime are sampled per tick)."""
+    runs: dict[int, int] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            runs[int(stat.parent.name)] = int(stat.read_text().split()[0])
+    return runs

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from _machine import machine, package_versions, process_cpu_ms
+from _machine import machine, package_versions, process_cpu_ms, thread_run_ns
 
 HS_TOKEN = "h" * 64
 AS_TOKEN = "a" * 64
@@ -306,6 +306,7 @@ async def drive(
         await run(range(warmup), None)
         latencies: list[float] = []
         cpu0 = process_cpu_ms(proc.pid)
+        run0 = thread_run_ns(proc.pid)
         t0 = time.perf_counter()
         await run(range(warmup, len(bodies)), latencies)
         wall = time.perf_counter() - t0
@@ -318,6 +319,8 @@ async def drive(
                 break
             await asyncio.sleep(0.05)
         cpu1 = process_cpu_ms(proc.pid)
+        run1 = thread_run_ns(proc.pid)
+        other_ns = sum(ns - run0.get(tid, 0) for tid, ns in run1.items() if tid != proc.pid)
         for c in conns:
             c.close()
         timed = len(bodies) - warmup
@@ -329,6 +332,9 @@ async def drive(
             "p50_ms": statistics.median(latencies) * 1e3,
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
             "cpu_ms_txn": (cpu1 - cpu0) / timed,
+            # the event loop's thread (its id is the pid) and all the others, µs per transaction
+            "loop_us_txn": (run1.get(proc.pid, 0) - run0.get(proc.pid, 0)) / timed / 1000,
+            "other_us_txn": other_ns / timed / 1000,
             "rss_mib": rss_kib(proc.pid) / 1024,
             "handled": handled,
             "expected": expected,
@@ -386,6 +392,10 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"{r['kind']:<20}{r['tx_s']:>8.0f}{r['events_s']:>11.0f}{r['p50_ms']:>9.2f}"
               f"{r['p99_ms']:>9.2f}{r['cpu_ms_txn']:>12.3f}{r['rss_mib']:>9.1f}  {spread:<30} "
               f"{r['handled']}/{r['expected']}{'' if good else '  MISMATCH'}")  # fmt: skip
+
+    print("# scheduler run time per transaction in the median run, loop thread + other threads: "
+          + "; ".join(f"{k} {r['loop_us_txn']:.0f} + {r['other_us_txn']:.0f} us"
+                      for k, r in results.items()))  # fmt: skip
 
     def ratio(a: str, b: str, target: float) -> None:
         """The median over rounds of the two servers' ratio within a round (a paired
