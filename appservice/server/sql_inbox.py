@@ -140,15 +140,13 @@ def _pending_items(
     by_seq = {int(seq): (state, attempts, error) for seq, state, attempts, error in marks}
     out: list[InboxItem] = []
     for txn_seq, txn_id, blob in open_txns:
-        base = int(txn_seq) << ITEM_BITS
-        for i, (kind, room_id, payload) in enumerate(_stored_items(blob, txn_id)):
-            mark = by_seq.get(base + i)
+        for item in Accepted(txn_id, int(txn_seq) << ITEM_BITS, _stored_items(blob, txn_id)):
+            mark = by_seq.get(item.seq)
             if mark is None:
-                out.append(InboxItem(base + i, txn_id, kind, room_id, payload))
+                out.append(item)
             elif mark[0] == 0:
-                out.append(
-                    InboxItem(base + i, txn_id, kind, room_id, payload, int(mark[1]), mark[2])
-                )
+                item.attempts, item.last_error = int(mark[1]), mark[2]
+                out.append(item)
     return out
 
 
