@@ -276,7 +276,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     """A client that hung up mid-body: nothing was recorded and nobody is left to answer, so
     this is worth a line in the log, not an error with a traceback."""
     log.info("client left before sending the whole body of %s %s", request.method, request.url.path)
-    return Response(status_code=400)
+    return error_response(400, M_UNKNOWN, "The request body was cut off")
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -287,6 +287,7 @@ async def test_a_client_that_leaves_mid_body_is_logged_not_an_error(
     assert "left before sending the whole body" in caplog.records[0].getMessage()
     assert svc.metrics.accepted_txns == 0
     assert sent[0]["status"] != 500
+    assert orjson.loads(sent[1]["body"])["errcode"] == "M_UNKNOWN"  # a Matrix error, as always
 
 
 async def test_duplicate_txn_is_200_and_handled_once(
