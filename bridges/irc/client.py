@@ -4,8 +4,9 @@ pydle 1.2 runs each received line's handler as its own task; any real ``await`` 
 callback would let later lines overtake earlier ones. So every callback here turns what
 happened into an ``IrcEvent`` and hands it to ``sink`` synchronously, and the bridge consumes
 events in order from its own queue. The workarounds the tests in tests/irc/test_pydle.py pin
-down: no WHOIS per new or renamed user, no pydle reconnect (``Connection`` reconnects), NAMES
-completion from the raw 366, and our own lines never come back as events.
+down: no WHOIS per new or renamed user, no pydle reconnect (``Connection`` reconnects), a reset
+connection noticed as lost, NAMES completion from the raw 366, and our own lines never come back
+as events.
 """
 
 from __future__ import annotations
@@ -187,6 +188,17 @@ class IrcClient(pydle.Client):  # type: ignore[misc, unused-ignore]
         info = self.channels.get(channel)
         users: set[str] = set(info["users"]) if info else set()
         return tuple(sorted(u for u in users if not self.is_me(u)))
+
+    async def handle_forever(self) -> None:
+        """pydle's read loop, where a reset connection is lost like a closed one: pydle 1.2 lets
+        the error end the loop's task unseen, and the client would think itself connected for
+        good and never reconnect."""
+        try:
+            await super().handle_forever()
+        except OSError as err:
+            log.warning("IRC connection as %s lost: %s", self.nickname, err or type(err).__name__)
+            if self.connected:
+                await self.disconnect(expected=False)
 
     # --- callbacks -> events ------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import pytest
 from bridges.irc.pytest_fixtures import IrcClientFactory
 from bridges.irc.split import line_budget, split_message
 from bridges.irc.testing import HOST, IrcTestClient, NgircdServer
+from tests.irc.reset_proxy import ResetProxy
 from tests.irc_bridge.conftest import until
 
 
@@ -76,10 +77,21 @@ class Recorder(pydle.Client):  # type: ignore[misc]
                     return event
 
 
-class BridgeReadyClient(Recorder):
-    """The workarounds the bridge needs: no WHOIS per new or renamed user (pydle awaits the
-    reply inside the handler, so later lines overtake the first message of an unseen user and a
-    nick change), and its own reconnect loop (pydle's gives up when one attempt fails)."""
+class NoWhoisRecorder(Recorder):
+    """No WHOIS per new or renamed user: pydle awaits the reply inside the handler, so later
+    lines overtake the first message of an unseen user and a nick change."""
+
+    async def _create_user(self, nickname: str) -> None:
+        pydle.features.rfc1459.RFC1459Support._create_user(self, nickname)
+
+    async def _rename_user(self, user: str, new: str) -> None:
+        await pydle.features.rfc1459.RFC1459Support._rename_user(self, user, new)
+
+
+class BridgeReadyClient(NoWhoisRecorder):
+    """The workarounds the bridge needs: no WHOIS, its own reconnect loop (pydle's gives up
+    when one attempt fails), and a reset connection counted as lost (pydle's read loop dies of
+    it unseen)."""
 
     RECONNECT_ON_ERROR = False
 
@@ -89,11 +101,12 @@ class BridgeReadyClient(Recorder):
         self.wanted_channels: set[str] = set()
         self.reconnects = 0
 
-    async def _create_user(self, nickname: str) -> None:
-        pydle.features.rfc1459.RFC1459Support._create_user(self, nickname)
-
-    async def _rename_user(self, user: str, new: str) -> None:
-        await pydle.features.rfc1459.RFC1459Support._rename_user(self, user, new)
+    async def handle_forever(self) -> None:
+        try:
+            await super().handle_forever()
+        except OSError:
+            if self.connected:
+                await self.disconnect(expected=False)
 
     async def on_connect(self) -> None:
         await super().on_connect()
@@ -237,7 +250,9 @@ async def test_fact_reconnect_after_server_outage(
     fresh_ngircd: NgircdServer, client_kind: str
 ) -> None:
     if client_kind == "pydle-default":
-        bot: Recorder = Recorder("outage")
+        # without WHOIS: a WHOIS for the server's closing NOTICE can meet the closed socket,
+        # and the reset it draws is test_fact_reset_goes_unnoticed's case, not this one
+        bot: Recorder = NoWhoisRecorder("outage")
         bot.RECONNECT_DELAYS = [0.05]
         bot.RECONNECT_MAX_ATTEMPTS = 10
     else:
@@ -267,3 +282,34 @@ async def test_fact_reconnect_after_server_outage(
             await human.close()
     finally:
         await bot.disconnect(expected=True)
+
+
+@pytest.mark.parametrize("client_kind", ["pydle-default", "bridge-ready"])
+async def test_fact_reset_goes_unnoticed(ngircd: NgircdServer, client_kind: str) -> None:
+    """A reset connection (not a clean close) ends pydle's read loop with the error in a task
+    nobody awaits: pydle still says it is connected and never reconnects."""
+    proxy = ResetProxy(ngircd.port)
+    await proxy.start()
+    nick = f"reset{client_kind[0]}"
+    if client_kind == "pydle-default":
+        bot: Recorder = NoWhoisRecorder(nick)
+        bot.RECONNECT_DELAYS = [0.05]
+    else:
+        bot = BridgeReadyClient(nick, HOST, proxy.port)
+    try:
+        await _connected(bot, proxy.port)
+        bot.ready.clear()
+        assert proxy.reset() == 1
+        if client_kind == "pydle-default":
+            await asyncio.sleep(1.0)
+            assert bot.connected
+            assert not bot.ready.is_set()
+            assert proxy.connections == 1
+            return
+        await asyncio.wait_for(bot.ready.wait(), 5)
+        assert bot.connected
+        assert bot.reconnects == 1
+        assert proxy.connections == 2
+    finally:
+        await bot.disconnect(expected=True)
+        await proxy.close()

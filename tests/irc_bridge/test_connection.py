@@ -7,10 +7,12 @@ import asyncio
 
 import pytest
 
-from bridges.irc.client import IrcEvent, Message, Registered, SelfJoined
+from bridges.irc.client import Disconnected, IrcEvent, Message, Registered, SelfJoined
 from bridges.irc.config import IrcConfig
 from bridges.irc.connection import Connection, NotDelivered
 from bridges.irc.testing import IrcTestClient, NgircdServer
+from tests.irc.reset_proxy import ResetProxy
+from tests.irc_bridge.conftest import until
 
 
 def config(server: NgircdServer, **kw: object) -> IrcConfig:
@@ -95,3 +97,31 @@ async def test_stop_leaves_queued_lines_pending(fresh_ngircd: NgircdServer) -> N
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_reset_connection_reconnects_and_rejoins(ngircd: NgircdServer) -> None:
+    """A reset (RST) loses the connection like a clean close: the bridge reconnects, joins its
+    channels again and sends what waits."""
+    proxy = ResetProxy(ngircd.port)
+    await proxy.start()
+    events: list[IrcEvent] = []
+    network = {"server": {"host": ngircd.host, "port": proxy.port}, "reconnect_max_delay": 0.2}
+    conn = Connection(IrcConfig.from_network(network), "resetme", events.append)
+    watcher = await IrcTestClient.connect(ngircd.port, "resetwatch")
+    try:
+        await watcher.join("#reset")
+        await conn.start()
+        await conn.join("#reset")
+        assert await conn.wait_joined("#reset", 5)
+        assert proxy.reset() == 1
+        lost = Disconnected(expected=False)
+        await until(lambda: lost in events, "the connection to notice the reset", 5.0)
+        await until(lambda: conn.reconnects == 1, "the reconnect", 10.0)
+        assert await conn.wait_joined("#reset", 5)
+        await conn.send("#reset", "PRIVMSG", ["after the reset"], 5)
+        line = await watcher.wait_for(lambda ln: ln.command == "PRIVMSG")
+        assert line.text == "after the reset"
+    finally:
+        await conn.stop()
+        await watcher.close()
+        await proxy.close()
