@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -95,6 +96,42 @@ async def test_rooms_run_in_parallel_up_to_the_bound(registration: Registration)
         release.set()
         await idle(svc)
     assert most == 2
+
+
+async def test_slow_plain_handlers_let_the_loop_run_between_items(
+    registration: Registration,
+) -> None:
+    """Plain handlers that take a while do not hold the event loop for a whole transaction:
+    other tasks (the next delivery, a health check) run between items, and rooms keep order."""
+    svc = service(registration)
+    seen: list[tuple[str, int, int]] = []
+    ticks = 0
+
+    @svc.on_event_type("m.room.message")
+    def on_message(event: Event) -> None:
+        seen.append((event.room_id, event.timestamp, ticks))
+        busy_until = time.perf_counter() + 0.002  # twice the dispatcher's turn
+        while time.perf_counter() < busy_until:
+            pass
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async with svc:
+        ticking = asyncio.create_task(ticker())
+        await deliver(svc, "t", txn_body([message(f"!r{n % 2}:x", n) for n in range(20)]))
+        await idle(svc)
+        ticking.cancel()
+    assert len(seen) == 20
+    for room in ("!r0:x", "!r1:x"):
+        stamps = [stamp for r, stamp, _ in seen if r == room]
+        assert stamps == sorted(stamps)
+    # between two turns of the loop, at most one handler per room (each room has its worker)
+    ticks_seen = [tick for _, _, tick in seen]
+    assert all(later > tick for tick, later in zip(ticks_seen, ticks_seen[2:], strict=False))
 
 
 async def test_a_room_waiting_to_retry_does_not_hold_up_the_others(
