@@ -63,7 +63,8 @@ class _Timeline:
                     raise RuntimeError("the Matrix sync loop ended before the message arrived")
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await self.changed.wait()
 
 
 async def _cross(

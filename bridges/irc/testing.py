@@ -289,7 +289,8 @@ class IrcTestClient:
         within: float = 10.0,
     ) -> Self:
         """Connect and register as `nick`; returns once the server sent 001 (welcome)."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
+        async with asyncio.timeout(within):
+            reader, writer = await asyncio.open_connection(host, port)
         client = cls(reader, writer, nick)
         await client.send(f"NICK {nick}")
         await client.send(f"USER {username or nick.lower()} 0 * :{nick} (test)")
@@ -371,7 +372,8 @@ class IrcTestClient:
                     await self._changed.wait()
 
         try:
-            return await asyncio.wait_for(wait(), within)
+            async with asyncio.timeout(within):
+                return await wait()
         except TimeoutError:
             recent = "\n".join(line.raw for line in self.history[-15:])
             raise TimeoutError(
@@ -380,7 +382,8 @@ class IrcTestClient:
 
     async def wait_closed(self, within: float = 10.0) -> None:
         """Wait until the server closes the connection."""
-        await asyncio.wait_for(asyncio.shield(self._task), within)
+        async with asyncio.timeout(within):
+            await asyncio.shield(self._task)
 
     async def close(self, message: str = "bye") -> None:
         """QUIT (when still connected) and close the socket."""
