@@ -41,18 +41,22 @@ class ResetProxy:
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
         self.connections += 1
-        self._pairs.append((writer, up_writer))
+        pair = (writer, up_writer)
+        self._pairs.append(pair)
         await asyncio.gather(
             _pump(reader, up_writer), _pump(up_reader, writer), return_exceptions=True
         )
+        if pair in self._pairs:  # closed by either side, not reset
+            self._pairs.remove(pair)
 
     def reset(self) -> int:
         """Reset every open connection (the client gets ECONNRESET); how many there were."""
         pairs, self._pairs = self._pairs, []
         for client, upstream in pairs:
-            client.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing left to reset
+                client.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
             client.transport.abort()
             upstream.transport.abort()
         return len(pairs)
