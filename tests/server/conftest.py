@@ -62,8 +62,10 @@ async def make_engine(backend: str, tmp_path: Path) -> AsyncEngine:
         async with admin.begin() as conn:
             await conn.execute(text(f"CREATE SCHEMA {schema}"))
         await admin.dispose()
-        engine = create_async_engine(
-            PG_URL, connect_args={"server_settings": {"search_path": schema}}
+        engine = create_async_engine(  # the schema names its connections too, to find them
+            PG_URL,
+            connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
+            pool_pre_ping=True,  # as the store's engine
         )
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)

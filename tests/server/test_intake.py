@@ -21,7 +21,7 @@ from appservice.server import appservice as appservice_module
 from appservice.server.inbox import ITEM_BITS, STATE_DONE, STATE_FAILED, now_ms
 from appservice.server.sql_inbox import _ITEM_ROWS, _OPEN_TXNS, _stored_items
 from appservice.server.transaction import parse_transaction
-from tests.server.conftest import message, txn_body
+from tests.server.conftest import PG_URL, drop_engine, make_engine, message, txn_body
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
@@ -176,6 +176,41 @@ async def test_a_failed_insert_records_neither_txn_nor_items(
             assert resp.json()["errcode"] == "M_UNKNOWN"
     assert await rows(engine, "SELECT txn_id FROM as_txn") == []
     assert await rows(engine, "SELECT seq FROM as_txn_items") == []
+
+
+async def test_postgres_intake_goes_on_after_the_server_drops_its_connection(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL closes the connection intake keeps (a restart, an operator's
+    ``pg_terminate_backend``): the next delivery connects again and is stored once."""
+    engine = await make_engine("postgresql", tmp_path)
+    inbox = SQLInbox(engine)
+    await inbox.open()
+    try:
+        items = parse_transaction(txn_body([message("!a:x", 1)]))
+        assert await inbox.accept("before", items) is not None
+        async with engine.connect() as conn:
+            schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        admin = create_async_engine(PG_URL)
+        try:
+            async with admin.connect() as conn:
+                killed = await conn.scalar(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
+                        "FROM pg_stat_activity WHERE application_name = :name"
+                    ),
+                    {"name": schema},
+                )
+        finally:
+            await admin.dispose()
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the client reads the server's goodbye
+        assert await inbox.accept("after", items) is not None
+        assert await inbox.accept("after", items) is None
+        assert [item.txn_id for item in await inbox.pending()] == ["before", "after"]
+    finally:
+        await inbox.close()
+        await drop_engine(engine)
 
 
 async def test_200_means_committed_and_close_leaves_handled_done(
