@@ -514,9 +514,14 @@ class _HeldConnection:
             conn = self._conn
             if conn is None or self._driver.is_closed():
                 await self._drop()
-                fresh = await self._engine.connect()
-                conn = await fresh.execution_options(isolation_level="AUTOCOMMIT")
-                self._driver = (await conn.get_raw_connection()).driver_connection
+                conn = await self._engine.connect()
+                try:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    self._driver = (await conn.get_raw_connection()).driver_connection
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    raise
                 self._conn = conn
             try:
                 return (await conn.execute(text(sql), params)).scalar()
