@@ -65,6 +65,10 @@ _INSERT_TXN_AND_ITEMS = (
     "WITH t AS (" + _INSERT_TXN + " RETURNING seq) "  # noqa: S608 - constants only
     "INSERT INTO as_txn_items (seq, body) SELECT seq, :b FROM t RETURNING seq"
 )
+_OPEN_TXN = (
+    "SELECT t.seq, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
+    "WHERE t.txn_id = :t AND t.done_at IS NULL"
+)
 # Open transactions with their items, through the partial index on open transactions.
 _OPEN_TXNS = (
     "SELECT t.seq, t.txn_id, b.body FROM as_txn AS t JOIN as_txn_items AS b ON b.seq = t.seq "
@@ -546,6 +550,10 @@ class _EngineBackend:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._intake = _HeldConnection(engine)
+        # txnIds whose insert failed on the way back: the server may have committed it anyway
+        # (a connection lost before the answer), so its retry may find it "known" with nothing
+        # queued here.
+        self._unsure: set[str] = set()
 
     async def open(self) -> None:
         async with self._engine.connect() as conn:
@@ -573,10 +581,26 @@ class _EngineBackend:
         else:  # nothing to handle: complete at once
             sql = _INSERT_TXN + " RETURNING seq"
             params["d"] = now
-        txn_seq = await self._intake.scalar(sql, params)
-        if txn_seq is None:
+        try:
+            txn_seq = await self._intake.scalar(sql, params)
+        except Exception:
+            self._unsure.add(txn_id)
+            raise
+        unsure = txn_id in self._unsure
+        self._unsure.discard(txn_id)
+        if txn_seq is not None:
+            return Accepted(txn_id, int(txn_seq) << ITEM_BITS, items)
+        if unsure:  # committed by the attempt that failed: its items are this process's to queue
+            return await self._open_txn(txn_id)
+        return None
+
+    async def _open_txn(self, txn_id: str) -> Accepted | None:
+        """Stored transaction ``txn_id`` with its items, when it is not complete yet."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(text(_OPEN_TXN), {"t": txn_id})).first()
+        if row is None:
             return None
-        return Accepted(txn_id, int(txn_seq) << ITEM_BITS, items)
+        return Accepted(txn_id, int(row[0]) << ITEM_BITS, _stored_items(row[1], txn_id))
 
     async def pending(self) -> list[InboxItem]:
         async with self._engine.connect() as conn:

@@ -213,6 +213,53 @@ async def test_postgres_intake_goes_on_after_the_server_drops_its_connection(
         await drop_engine(engine)
 
 
+async def test_postgres_commit_whose_answer_was_lost_is_handled_on_the_retry(
+    tmp_path: Path, registration: Registration, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert commits but the connection dies before the answer (mocked: PostgreSQL can't be
+    made to do that on demand): that delivery gets a 500, and the homeserver's retry of the
+    txnId, "known" by then, still has its events handled, once."""
+    real_scalar = sql_inbox._HeldConnection.scalar
+    lost: list[str] = []
+
+    async def commit_then_lose_the_answer(self: Any, sql: str, params: dict[str, Any]) -> Any:
+        result = await real_scalar(self, sql, params)
+        if params["t"] == "t1" and not lost:
+            lost.append(params["t"])
+            raise ConnectionResetError("connection lost before the answer")
+        return result
+
+    monkeypatch.setattr(sql_inbox._HeldConnection, "scalar", commit_then_lose_the_answer)
+    engine = await make_engine("postgresql", tmp_path)
+    seen: list[str] = []
+    try:
+        svc = AppService(registration, "http://127.0.0.1:1", inbox=SQLInbox(engine))
+
+        @svc.on_event_type("m.room.message")
+        def on_message(event: Event) -> None:
+            seen.append(event.id)
+
+        async with svc:
+            transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://as") as http:
+                body = txn_body([message("!a:x", 1), message("!b:x", 2)])
+                headers = {"Authorization": f"Bearer {registration.hs_token}"}
+                url = "/_matrix/app/v1/transactions/t1"
+                statuses = [(await http.put(url, content=body, headers=headers)).status_code]
+                for _ in range(2):  # the retry, then a repeat of it
+                    statuses.append(
+                        (await http.put(url, content=body, headers=headers)).status_code
+                    )
+                    await asyncio.wait_for(svc.dispatcher.wait_idle(), 10)
+        assert lost == ["t1"]
+        assert statuses == [500, 200, 200]
+        assert sorted(seen) == ["$ev1-!a:x", "$ev2-!b:x"]
+        done = await rows(engine, "SELECT txn_id FROM as_txn WHERE done_at IS NOT NULL")
+        assert done == [("t1",)]
+    finally:
+        await drop_engine(engine)
+
+
 async def test_200_means_committed_and_close_leaves_handled_done(
     engine: AsyncEngine, registration: Registration
 ) -> None:
