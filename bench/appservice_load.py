@@ -6,6 +6,8 @@
 Servers, each in its own process pinned to CPU 0 (the load generator is pinned to CPU 1):
   ours-sqlite   appservice.AppService, durable intake on SQLite (WAL, synchronous=FULL)
   ours-sqlite-normal  the same with synchronous=NORMAL (survives a killed process, not power loss)
+  ours-postgres the same on PostgreSQL (only when named in --servers: a fresh database on the
+                server --postgres names, dropped afterwards)
   ours-memory   appservice.AppService with the in-memory inbox
   mautrix       mautrix-python's AppService (aiohttp), handlers counting events
   bare          starlette + uvicorn that parses with orjson and counts (the floor)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import socket
@@ -30,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,9 +51,12 @@ KINDS = [  # each compared pair next to each other (see main_async)
     "ours-sqlite",
     "mautrix",
     "ours-sqlite-normal",
+    "ours-postgres",
     "ours-memory",
     "bare",
 ]
+DEFAULT_KINDS = [kind for kind in KINDS if kind != "ours-postgres"]
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 # --- the servers (run in a child process: --serve KIND) ---------------------------------------
@@ -132,6 +140,9 @@ def _ours_app(kind: str, workdir: str) -> Any:
     )  # fmt: skip
     if kind == "ours-memory":
         svc = AppService(reg, "http://127.0.0.1:1", inbox=MemoryInbox(), max_pending=1_000_000)
+    elif kind == "ours-postgres":
+        url = os.environ["BENCH_POSTGRES_URL"]
+        svc = AppService(reg, "http://127.0.0.1:1", database_url=url, max_pending=1_000_000)
     else:
         sync: Literal["NORMAL", "FULL"] = "NORMAL" if kind == "ours-sqlite-normal" else "FULL"
         db = Path(workdir) / f"{kind}.db"
@@ -276,14 +287,48 @@ async def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not come up")
 
 
+@contextlib.asynccontextmanager
+async def fresh_postgres_database(server: str) -> AsyncIterator[str]:
+    """A new, empty database on ``server`` (a postgresql:// URL) for one run; its
+    ``postgresql+asyncpg://`` URL. Dropped afterwards."""
+    import asyncpg
+
+    name = f"appservice_load_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base, _, _ = server.rpartition("/")
+            yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def drive(
-    kind: str, bodies: list[bytes], warmup: int, concurrency: int, workdir: str
+    kind: str, bodies: list[bytes], warmup: int, concurrency: int, workdir: str, postgres: str
+) -> dict[str, Any]:
+    if kind != "ours-postgres":
+        return await drive_server(kind, bodies, warmup, concurrency, workdir, {})
+    async with fresh_postgres_database(postgres) as url:
+        env = {"BENCH_POSTGRES_URL": url}
+        return await drive_server(kind, bodies, warmup, concurrency, workdir, env)
+
+
+async def drive_server(
+    kind: str,
+    bodies: list[bytes],
+    warmup: int,
+    concurrency: int,
+    workdir: str,
+    env: dict[str, str],
 ) -> dict[str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--workdir", workdir]
-    proc = subprocess.Popen(cmd)  # noqa: ASYNC220
+    proc = subprocess.Popen(cmd, env={**os.environ, **env})  # noqa: ASYNC220
     try:
         await wait_up(port, proc)
         conns = [await Conn.open(port) for _ in range(concurrency)]
@@ -376,7 +421,9 @@ async def main_async(args: argparse.Namespace) -> int:
             rounddir = Path(workdir) / f"round-{n}"
             rounddir.mkdir()
             for kind in args.servers if n % 2 == 0 else args.servers[::-1]:
-                result = await drive(kind, bodies, args.warmup, args.concurrency, str(rounddir))
+                result = await drive(
+                    kind, bodies, args.warmup, args.concurrency, str(rounddir), args.postgres
+                )
                 runs[kind].append(result)
     # Each server's median run (by events/s); the spread shows how noisy the machine was.
     results = {
@@ -412,6 +459,7 @@ async def main_async(args: argparse.Namespace) -> int:
     ratio("ours-sqlite-normal", "mautrix", 4.0)
     ratio("ours-memory", "bare", 0.5)
     ratio("ours-sqlite", "bare", 0.0)
+    ratio("ours-postgres", "mautrix", 0.0)
     return 0 if ok else 1
 
 
@@ -421,7 +469,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4, help="runs of each server, interleaved")
-    parser.add_argument("--servers", nargs="+", default=KINDS, choices=KINDS)
+    parser.add_argument("--servers", nargs="+", default=DEFAULT_KINDS, choices=KINDS)
+    parser.add_argument("--postgres", default=DEFAULT_PG, help="server for ours-postgres")
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
