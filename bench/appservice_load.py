@@ -289,8 +289,8 @@ async def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.asynccontextmanager
 async def fresh_postgres_database(server: str) -> AsyncIterator[str]:
-    """A new, empty database on ``server`` (a postgresql:// URL) for one run; its
-    ``postgresql+asyncpg://`` URL. Dropped afterwards."""
+    """A new, empty database on ``server`` (a postgresql:// URL naming a database to connect to)
+    for one run; its URL (the store picks the driver). Dropped afterwards."""
     import asyncpg
 
     name = f"appservice_load_{uuid.uuid4().hex[:12]}"
@@ -299,7 +299,7 @@ async def fresh_postgres_database(server: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
             base, _, _ = server.rpartition("/")
-            yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+            yield f"{base}/{name}"
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
