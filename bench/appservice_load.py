@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import socket
@@ -33,13 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 from _machine import machine, package_versions, process_cpu_ms, thread_run_ns
+from _postgres import fresh_database
 
 HS_TOKEN = "h" * 64
 AS_TOKEN = "a" * 64
@@ -287,32 +285,13 @@ async def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not come up")
 
 
-@contextlib.asynccontextmanager
-async def fresh_postgres_database(server: str) -> AsyncIterator[str]:
-    """A new, empty database on ``server`` (a postgresql:// URL naming a database to connect to)
-    for one run; its URL (the store picks the driver). Dropped afterwards."""
-    import asyncpg
-
-    name = f"appservice_load_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            base, _, _ = server.rpartition("/")
-            yield f"{base}/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def drive(
     kind: str, bodies: list[bytes], warmup: int, concurrency: int, workdir: str, postgres: str
 ) -> dict[str, Any]:
     if kind != "ours-postgres":
         return await drive_server(kind, bodies, warmup, concurrency, workdir, {})
-    async with fresh_postgres_database(postgres) as url:
-        env = {"BENCH_POSTGRES_URL": url}
+    async with fresh_database(postgres) as (url, _):
+        env = {"BENCH_POSTGRES_URL": url.render_as_string(hide_password=False)}
         return await drive_server(kind, bodies, warmup, concurrency, workdir, env)
 
 

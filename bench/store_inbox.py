@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 from _machine import machine, package_versions
-from sqlalchemy.engine import make_url
+from _postgres import fresh_database
 
 from appservice.server import SQLInbox
 from appservice.server.sql_inbox import Synchronous
@@ -113,29 +113,12 @@ async def bench_sqlite(args: argparse.Namespace) -> tuple[Result, str]:
 
 
 async def bench_postgres(args: argparse.Namespace) -> tuple[Result, str]:
-    import asyncpg
-
-    base = make_url(args.postgres)
-    admin = await asyncpg.connect(
-        host=base.host or "127.0.0.1",
-        port=base.port or 5432,
-        user=base.username or "postgres",
-        password=base.password,
-        database=base.database or "postgres",
-        timeout=10,
-    )
-    name = f"appservice_bench_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with fresh_database(args.postgres) as (url, admin):
         version = await admin.fetchval("SHOW server_version")
         sync_commit = await admin.fetchval("SHOW synchronous_commit")
         fsync = await admin.fetchval("SHOW fsync")
-        url = base.set(database=name)
         async with SQLStore(url) as store:
             result = await append_transactions(store, "postgresql (asyncpg)", args)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     info = f"PostgreSQL {version} (synchronous_commit={sync_commit}, fsync={fsync})"
     return result, info
 
