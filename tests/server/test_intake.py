@@ -21,7 +21,7 @@ from appservice.server import appservice as appservice_module
 from appservice.server.inbox import ITEM_BITS, STATE_DONE, STATE_FAILED, now_ms
 from appservice.server.sql_inbox import _ITEM_ROWS, _OPEN_TXNS, _stored_items
 from appservice.server.transaction import parse_transaction
-from tests.server.conftest import PG_URL, drop_engine, make_engine, message, txn_body
+from tests.server.conftest import PG_URL, message, txn_body
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
@@ -178,12 +178,12 @@ async def test_a_failed_insert_records_neither_txn_nor_items(
     assert await rows(engine, "SELECT seq FROM as_txn_items") == []
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_postgres_intake_goes_on_after_the_server_drops_its_connection(
-    tmp_path: Path,
+    engine: AsyncEngine,
 ) -> None:
     """PostgreSQL closes the connection intake keeps (a restart, an operator's
     ``pg_terminate_backend``): the next delivery connects again and is stored once."""
-    engine = await make_engine("postgresql", tmp_path)
     inbox = SQLInbox(engine)
     await inbox.open()
     try:
@@ -210,11 +210,11 @@ async def test_postgres_intake_goes_on_after_the_server_drops_its_connection(
         assert [item.txn_id for item in await inbox.pending()] == ["before", "after"]
     finally:
         await inbox.close()
-        await drop_engine(engine)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_postgres_commit_whose_answer_was_lost_is_handled_on_the_retry(
-    tmp_path: Path, registration: Registration, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, registration: Registration, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The insert commits but the connection dies before the answer (mocked: PostgreSQL can't be
     made to do that on demand): that delivery gets a 500, and the homeserver's retry of the
@@ -230,34 +230,28 @@ async def test_postgres_commit_whose_answer_was_lost_is_handled_on_the_retry(
         return result
 
     monkeypatch.setattr(sql_inbox._HeldConnection, "scalar", commit_then_lose_the_answer)
-    engine = await make_engine("postgresql", tmp_path)
     seen: list[str] = []
-    try:
-        svc = AppService(registration, "http://127.0.0.1:1", inbox=SQLInbox(engine))
+    svc = AppService(registration, "http://127.0.0.1:1", inbox=SQLInbox(engine))
 
-        @svc.on_event_type("m.room.message")
-        def on_message(event: Event) -> None:
-            seen.append(event.id)
+    @svc.on_event_type("m.room.message")
+    def on_message(event: Event) -> None:
+        seen.append(event.id)
 
-        async with svc:
-            transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://as") as http:
-                body = txn_body([message("!a:x", 1), message("!b:x", 2)])
-                headers = {"Authorization": f"Bearer {registration.hs_token}"}
-                url = "/_matrix/app/v1/transactions/t1"
-                statuses = [(await http.put(url, content=body, headers=headers)).status_code]
-                for _ in range(2):  # the retry, then a repeat of it
-                    statuses.append(
-                        (await http.put(url, content=body, headers=headers)).status_code
-                    )
-                    await asyncio.wait_for(svc.dispatcher.wait_idle(), 10)
-        assert lost == ["t1"]
-        assert statuses == [500, 200, 200]
-        assert sorted(seen) == ["$ev1-!a:x", "$ev2-!b:x"]
-        done = await rows(engine, "SELECT txn_id FROM as_txn WHERE done_at IS NOT NULL")
-        assert done == [("t1",)]
-    finally:
-        await drop_engine(engine)
+    async with svc:
+        transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://as") as http:
+            body = txn_body([message("!a:x", 1), message("!b:x", 2)])
+            headers = {"Authorization": f"Bearer {registration.hs_token}"}
+            url = "/_matrix/app/v1/transactions/t1"
+            statuses = [(await http.put(url, content=body, headers=headers)).status_code]
+            for _ in range(2):  # the retry, then a repeat of it
+                statuses.append((await http.put(url, content=body, headers=headers)).status_code)
+                await asyncio.wait_for(svc.dispatcher.wait_idle(), 10)
+    assert lost == ["t1"]
+    assert statuses == [500, 200, 200]
+    assert sorted(seen) == ["$ev1-!a:x", "$ev2-!b:x"]
+    done = await rows(engine, "SELECT txn_id FROM as_txn WHERE done_at IS NOT NULL")
+    assert done == [("t1",)]
 
 
 async def test_200_means_committed_and_close_leaves_handled_done(
